@@ -1,0 +1,36 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install on first run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint warmup data clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev,quant]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m elpo_min demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check elpo_min tests
+
+test: lint
+	$(PY) -m pytest -q
+
+warmup: $(STAMP)
+	$(PY) -m elpo_min warmup --out data/tiny_policy
+
+data: $(STAMP)
+	$(PY) -m elpo_min make-data
+
+clean:
+	rm -rf $(VENV) runs

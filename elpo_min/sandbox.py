@@ -1,0 +1,234 @@
+"""The Python tool: run model-written code in a fresh, limited interpreter.
+
+Every call starts a new ``python -I -S`` subprocess in a throwaway directory and
+returns a :class:`ToolResult`. Design choices, and what they buy:
+
+* **Fresh process, new session.** Nothing leaks between calls; on timeout (or
+  after a normal exit) the whole process group gets SIGKILL.
+* **rlimits.** Address space (``memory_mb``), CPU seconds, file size (so a disk
+  or output bomb stops at ``max_output_bytes``), and no core files.
+* **Scrubbed environment, no stdin.** The child sees ``PATH``/``LANG`` only and
+  reads EOF from stdin.
+* **Audit hook (PEP 578).** Before the user's code runs, a hook refuses process
+  creation (fork, exec, subprocess, spawn), signals to other processes, ctypes,
+  and any write, delete, rename or chmod outside the working directory.
+* **Notebook semantics.** The value of a final bare expression is printed, so
+  ``2**100`` answers like a REPL would.
+
+What it does *not* protect against: an attacker who finds a way around an
+audit hook from pure Python (audit hooks are a guard rail, not a security
+boundary), reading files the parent user can read, and network access. Model
+output during RL is buggy rather than hostile, which is the threat this module
+is sized for; run untrusted code at scale inside a container.
+
+:func:`safe_arith` is a second executor for the toy world: it evaluates pure
+integer arithmetic in-process (no names, no calls, bounded sizes), because a
+subprocess per call (~12 ms) would dominate a CPU training step.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+# Runs inside the child: install the audit hook, then exec the snippet REPL-style.
+_RUNNER = r"""
+import ast, os, sys
+_root = os.path.realpath(os.getcwd())
+_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_DENY = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+         "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlopen",
+         "ctypes.dlsym", "pty.spawn", "os.setuid", "socket.connect", "socket.bind"}
+_PATHS = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown",
+          "os.link", "os.symlink", "os.mkdir", "os.utime", "shutil.rmtree", "shutil.move"}
+_BANNED_IMPORTS = {"ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "_multiprocessing"}
+def _inside(p):
+    if isinstance(p, int):
+        return True
+    return os.path.realpath(os.fsdecode(p)).startswith(_root + os.sep)
+def _hook(event, args):
+    if event in _DENY:
+        raise PermissionError(f"sandbox: {event} is not allowed")
+    if event == "import" and args[0].split(".")[0] in _BANNED_IMPORTS:
+        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+    if event == "open" and args[2] & _WRITE and not _inside(args[0]):
+        raise PermissionError(f"sandbox: writing {args[0]} is outside the sandbox")
+    if event in _PATHS and not all(_inside(a) for a in args[:2] if isinstance(a, (str, bytes))):
+        raise PermissionError(f"sandbox: {event} outside the sandbox")
+sys.addaudithook(_hook)
+del _hook
+_src = open("snippet.py").read()
+_tree = ast.parse(_src)
+_last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
+_ns = {"__name__": "__main__"}
+exec(compile(_tree, "<tool>", "exec"), _ns)
+if _last is not None:
+    _value = eval(compile(ast.Expression(_last.value), "<tool>", "eval"), _ns)
+    if _value is not None:
+        print(repr(_value))
+"""
+
+
+@dataclass
+class ToolResult:
+    """What one tool call produced.
+
+    Attributes:
+        stdout: captured standard output (head kept when truncated).
+        error: last line of the traceback (``"ZeroDivisionError: division by zero"``)
+            or a sandbox message (timeout, output limit, crash); None on success.
+        timed_out: the wall-clock limit killed the process.
+        truncated: stdout was cut to the output limit.
+    """
+
+    stdout: str
+    error: str | None = None
+    timed_out: bool = False
+    truncated: bool = False
+
+    def render(self) -> str:
+        """The text the model sees: stdout, then the error line if any."""
+        parts = [self.stdout.rstrip("\n")] if self.stdout.strip() else []
+        if self.truncated:
+            parts.append("...[output truncated]")
+        if self.error:
+            parts.append(self.error)
+        return "\n".join(parts)
+
+
+def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
+    """preexec_fn: runs in the child between fork and exec."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _last_error_line(stderr: str) -> str | None:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
+               max_output_bytes: int = 4096) -> ToolResult:
+    """Run ``code`` in a fresh sandboxed interpreter.
+
+    Args:
+        code: Python source; a final bare expression is printed like a REPL.
+        timeout_s: wall-clock limit; the process group is killed when it passes.
+        memory_mb: address-space limit of the child.
+        max_output_bytes: stdout kept for the model (head), also the file-size limit.
+
+    Returns:
+        A :class:`ToolResult`; this function never raises for anything the code does.
+    """
+    workdir = tempfile.mkdtemp(prefix="elpo_sandbox_")
+    try:
+        with open(os.path.join(workdir, "snippet.py"), "w") as f:
+            f.write(code)
+        out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
+        file_limit = max_output_bytes + 65536
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _RUNNER], cwd=workdir, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,
+                preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit))
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                try:  # kill the group: the timed-out code, or anything it left behind
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        with open(out_path, "rb") as f:
+            head = f.read(max_output_bytes + 1)
+        with open(err_path, "rb") as f:
+            f.seek(max(0, os.path.getsize(err_path) - 4096))
+            stderr = f.read().decode("utf-8", "replace")
+        truncated = len(head) > max_output_bytes or os.path.getsize(out_path) > max_output_bytes
+        stdout = head[:max_output_bytes].decode("utf-8", "replace")
+        rc = proc.returncode
+        if timed_out:
+            error = f"TimeoutError: the code ran longer than {timeout_s:g} s"
+        elif rc == -signal.SIGXFSZ:
+            error = f"OutputLimitError: output exceeded {file_limit} bytes"
+        elif rc == -signal.SIGXCPU:
+            error = "TimeoutError: CPU time limit exceeded"
+        elif rc < 0:
+            error = f"CrashError: killed by {signal.Signals(-rc).name}"
+        elif rc != 0:
+            error = _last_error_line(stderr) or f"Error: exit status {rc}"
+        else:
+            error = None
+        return ToolResult(stdout=stdout, error=error, timed_out=timed_out, truncated=truncated)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def safe_arith(code: str, max_digits: int = 64) -> ToolResult:
+    """Evaluate pure integer arithmetic (``+ - * // %``, parentheses) in-process.
+
+    Errors read like Python's own (``SyntaxError: ...``, ``ZeroDivisionError: ...``),
+    so a policy trained on this executor meets the same messages under
+    :func:`run_python`. Anything else (names, calls, floats, ``**``) is a NameError-
+    or TypeError-style error rather than being run.
+    """
+    def ev(node):
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            value = _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+            if len(str(abs(value))) > max_digits:
+                raise OverflowError(f"result has more than {max_digits} digits")
+            return value
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            return _UNARY[type(node.op)](ev(node.operand))
+        raise TypeError(f"unsupported expression: {ast.dump(node)[:40]}")
+
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+        return ToolResult(stdout=f"{ev(tree.body)}\n")
+    except SyntaxError as e:
+        return ToolResult(stdout="", error=f"SyntaxError: {e.msg}")
+    except Exception as e:  # the message is the tool's output, as in a traceback
+        return ToolResult(stdout="", error=f"{type(e).__name__}: {e}")
+
+
+def run_many(codes: list[str], executor: str = "python", max_workers: int = 2,
+             **limits) -> list[ToolResult]:
+    """Run a batch of snippets through a bounded worker pool, results in input order.
+
+    Args:
+        codes: one snippet per pending tool call.
+        executor: ``"python"`` (:func:`run_python`) or ``"arith"`` (:func:`safe_arith`).
+        max_workers: concurrent sandboxes; keep it at or below the free cores.
+        **limits: forwarded to :func:`run_python`.
+    """
+    if executor == "arith":
+        return [safe_arith(c) for c in codes]
+    if executor != "python":
+        raise ValueError(f"unknown executor {executor!r}; use 'python' or 'arith'")
+    if len(codes) <= 1:
+        return [run_python(c, **limits) for c in codes]
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        return list(pool.map(lambda c: run_python(c, **limits), codes))
+

@@ -1,0 +1,218 @@
+"""The toy tool-integrated-reasoning world: chain arithmetic that needs the tool.
+
+A problem is a start number and a chain of operations applied left to right::
+
+    Q: 4821 *7 +7710 -5          (prompt, ends with a newline)
+    <c>4821*7</c><o>33747</o>     step 1: the policy copies numbers, the tool computes
+    <c>33747+7710</c><o>41457</o> step 2
+    <c>41457-5</c><o>41452</o>    step 3
+    <a>41452</a>                  final answer (not a step)
+
+The policy never does arithmetic itself; it must carry each tool output into the
+next call. That gives the two kinds of mistakes ELPO is about:
+
+* **recoverable**: a call that raises (``<c>33747+7710)</c>`` gives a SyntaxError);
+  the correct number is still in context, so a retry repairs it;
+* **irrecoverable**: a wrong number carried forward (a mis-copied digit); every
+  later tool output is wrong, and nothing in context says so.
+
+:func:`first_error_step` is the oracle: the first step whose tool output departs
+from the correct computation. It is policy-independent; which departures a given
+policy cannot recover from is what BEL estimates.
+
+Data files are JSONL rows ``{"id", "start", "ops": [[op, operand], ...], "answer"}``
+made by :func:`generate_problems` (``python -m elpo_min make-data`` rewrites them
+byte for byte).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sandbox import safe_arith
+
+CALL_OPEN, CALL_CLOSE = "<c>", "</c>"
+OUTPUT_OPEN, OUTPUT_CLOSE = "<o>", "</o>"
+ANSWER_OPEN, ANSWER_CLOSE = "<a>", "</a>"
+MARKERS = [CALL_OPEN, CALL_CLOSE, OUTPUT_OPEN, OUTPUT_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+OPS = "+-*"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One chain-arithmetic problem. ``ops`` is a tuple of ``(op, operand)``."""
+
+    start: int
+    ops: tuple[tuple[str, int], ...]
+    id: str = ""
+
+    @property
+    def values(self) -> list[int]:
+        """Correct intermediate values v_0 = start, v_i = v_{i-1} op_i operand_i."""
+        values = [self.start]
+        for op, x in self.ops:
+            values.append(values[-1] + x if op == "+" else values[-1] - x if op == "-" else values[-1] * x)
+        return values
+
+    @property
+    def answer(self) -> int:
+        return self.values[-1]
+
+    @property
+    def prompt(self) -> str:
+        return "Q: " + " ".join([str(self.start)] + [f"{op}{x}" for op, x in self.ops]) + "\n"
+
+    def to_row(self) -> dict:
+        return {"id": self.id, "start": self.start, "ops": [list(o) for o in self.ops],
+                "answer": self.answer}
+
+
+def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
+                      digits: int = 3, prefix: str = "p") -> list[Problem]:
+    """Seeded problems: ``min_ops..max_ops`` operations, ``digits``-digit start and
+    +/- operands, 1-digit multipliers (2-9), so values stay at most ~10 digits."""
+    if not 1 <= min_ops <= max_ops:
+        raise ValueError(f"need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
+    rng = random.Random(seed)
+    lo, hi = 10 ** (digits - 1), 10**digits - 1
+    problems = []
+    for i in range(n):
+        ops = []
+        for _ in range(rng.randint(min_ops, max_ops)):
+            op = rng.choice(OPS)
+            ops.append((op, rng.randint(2, 9) if op == "*" else rng.randint(lo, hi)))
+        problems.append(Problem(rng.randint(lo, hi), tuple(ops), id=f"{prefix}{seed}-{i}"))
+    return problems
+
+
+def parse_turn(text: str) -> tuple[str | None, str | None]:
+    """Split one generated assistant turn into ``(code, answer)``; both None if malformed."""
+    m = re.search(re.escape(CALL_OPEN) + r"(.*?)" + re.escape(CALL_CLOSE), text, re.S)
+    if m:
+        return m.group(1), None
+    m = re.search(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), text, re.S)
+    return (None, m.group(1)) if m else (None, None)
+
+
+def render_output(output: str) -> str:
+    """The tool-output block appended after a call (tokenized once, action mask 0)."""
+    return f"{OUTPUT_OPEN}{output}{OUTPUT_CLOSE}"
+
+
+def check_answer(problem: Problem, answer: str | None) -> bool:
+    """Exact integer match; anything that is not an integer is wrong."""
+    try:
+        return answer is not None and int(answer.strip()) == problem.answer
+    except ValueError:
+        return False
+
+
+def first_error_step(problem: Problem, tool_outputs: list[str]) -> int | None:
+    """The oracle: 1-based index of the first step whose output departs from the
+    correct computation, or None.
+
+    The oracle tracks progress through the chain: step i is correct when its output
+    is the next correct value ``v_{done+1}``; then ``done`` advances. An error output
+    followed by a repair still counts as the first error.
+    """
+    values, done = problem.values, 0
+    first = None
+    for i, out in enumerate(tool_outputs, start=1):
+        if done < len(values) - 1 and out.strip() == str(values[done + 1]):
+            done += 1
+        elif first is None:
+            first = i
+    return first
+
+
+def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
+                  p_syntax_error: float = 0.0) -> str:
+    """A worked trajectory (prompt excluded) with controlled mistakes.
+
+    Args:
+        problem: the problem to solve.
+        rng: random source for the mistakes.
+        p_copy_error: per-step chance of mis-copying one digit of the carried number
+            (irrecoverable: the chain goes on from the wrong value).
+        p_syntax_error: per-step chance of a call that raises first, then a retry.
+    """
+    text, current = "", problem.start
+    for op, x in problem.ops:
+        carried = str(current)
+        if rng.random() < p_copy_error:
+            first = int(carried[0] == "-")  # index of the leading digit
+            pos = rng.randrange(first, len(carried))
+            wrong = rng.choice([d for d in "0123456789" if d != carried[pos] and
+                                (pos != first or d != "0" or len(carried) == first + 1)])
+            carried = carried[:pos] + wrong + carried[pos + 1:]
+        if rng.random() < p_syntax_error:
+            broken = rng.choice([f"{carried}{op}{x})", f"{carried}{op}", f"({carried}{op}{x}"])
+            text += f"{CALL_OPEN}{broken}{CALL_CLOSE}" + render_output(safe_arith(broken).render())
+        code = f"{carried}{op}{x}"
+        current = int(safe_arith(code).stdout)
+        text += f"{CALL_OPEN}{code}{CALL_CLOSE}" + render_output(str(current))
+    return text + f"{ANSWER_OPEN}{current}{ANSWER_CLOSE}"
+
+
+def write_jsonl(problems: list[Problem], path: str | Path) -> None:
+    with open(path, "w") as f:
+        for p in problems:
+            f.write(json.dumps(p.to_row(), sort_keys=True) + "\n")
+
+
+def load_problems(path: str | Path, limit: int | None = None):
+    """Load a JSONL split into a ``datasets.Dataset`` after validating every row.
+
+    Raises:
+        FileNotFoundError: the file is missing (names the command that makes it).
+        ValueError: a malformed row, naming the line and the field.
+    """
+    import datasets
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found; run `python -m elpo_min make-data`"
+                                " to regenerate the toy splits")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        for field, kind in (("id", str), ("start", int), ("ops", list), ("answer", int)):
+            if not isinstance(row.get(field), kind):
+                raise ValueError(f"{path}:{lineno}: field {field!r} must be {kind.__name__}, "
+                                 f"got {row.get(field)!r}")
+        for op in row["ops"]:
+            if not (isinstance(op, list) and len(op) == 2 and op[0] in OPS and isinstance(op[1], int)):
+                raise ValueError(f"{path}:{lineno}: field 'ops' needs [op, int] pairs with op in "
+                                 f"{OPS!r}, got {op!r}")
+        if problem_from_row(row).answer != row["answer"]:
+            raise ValueError(f"{path}:{lineno}: field 'answer' is {row['answer']}, but the chain "
+                             f"gives {problem_from_row(row).answer}")
+        rows.append(row)
+        if limit is not None and len(rows) == limit:
+            break
+    return datasets.Dataset.from_list(rows)
+
+
+def problem_from_row(row: dict) -> Problem:
+    return Problem(row["start"], tuple((op, x) for op, x in row["ops"]), id=row["id"])
+
+
+def make_data(out_dir: str | Path = "data", n_train: int = 4000, n_test: int = 1000) -> None:
+    """Write the shipped splits (deterministic: same bytes on every run)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = generate_problems(n_test, seed=2, prefix="test")
+    held_out = {(p.start, p.ops) for p in test}
+    train = [p for p in generate_problems(n_train + 50, seed=1, prefix="train")
+             if (p.start, p.ops) not in held_out][:n_train]
+    write_jsonl(train, out_dir / "toy_train.jsonl")
+    write_jsonl(test, out_dir / "toy_test.jsonl")

@@ -1,0 +1,97 @@
+"""The toy TIR world: generator, parser, checker, oracle, data files."""
+
+import filecmp
+import json
+import random
+
+import pytest
+
+from elpo_min import toy
+
+P = toy.Problem(12, (("*", 7), ("+", 100), ("-", 5)), id="hand")  # 84, 184, 179
+
+
+def test_values_and_prompt():
+    assert P.values == [12, 84, 184, 179] and P.answer == 179
+    assert P.prompt == "Q: 12 *7 +100 -5\n"
+
+
+def test_generator_is_seeded_and_respects_knobs():
+    a = toy.generate_problems(50, seed=3, min_ops=4, max_ops=5, digits=4)
+    assert a == toy.generate_problems(50, seed=3, min_ops=4, max_ops=5, digits=4)
+    assert a != toy.generate_problems(50, seed=4, min_ops=4, max_ops=5, digits=4)
+    assert all(4 <= len(p.ops) <= 5 and 1000 <= p.start <= 9999 for p in a)
+    with pytest.raises(ValueError, match="min_ops"):
+        toy.generate_problems(1, seed=0, min_ops=5, max_ops=3)
+
+
+def test_parse_turn():
+    assert toy.parse_turn("<c>12*7</c>") == ("12*7", None)
+    assert toy.parse_turn("think <a>179</a>") == (None, "179")
+    assert toy.parse_turn("12*7") == (None, None)
+
+
+def test_check_answer():
+    assert toy.check_answer(P, "179") and toy.check_answer(P, " 179 ")
+    assert not toy.check_answer(P, "178") and not toy.check_answer(P, "abc")
+    assert not toy.check_answer(P, None)
+
+
+@pytest.mark.parametrize("outputs, expected", [
+    (["84", "184", "179"], None),                                  # correct
+    (["85", "185", "180"], 1),                                     # first step wrong
+    (["84", "194", "189"], 2),                                     # later step wrong, carried on
+    (["84", "SyntaxError: invalid syntax", "184", "179"], 2),      # recoverable error, repaired
+    (["84", "184"], None),                                         # stopped early: no wrong output
+])
+def test_oracle_first_error_step(outputs, expected):
+    assert toy.first_error_step(P, outputs) == expected
+
+
+def test_demonstrations_follow_the_oracle():
+    rng = random.Random(0)
+    clean = toy.demonstration(P, rng)
+    assert clean == "<c>12*7</c><o>84</o><c>84+100</c><o>184</o><c>184-5</c><o>179</o><a>179</a>"
+    for p in toy.generate_problems(300, seed=5):
+        outputs, answer = split(toy.demonstration(p, rng, p_copy_error=0.3))
+        assert toy.check_answer(p, answer) == (toy.first_error_step(p, outputs) is None)
+        outputs, answer = split(toy.demonstration(p, rng, p_syntax_error=0.5))
+        assert toy.check_answer(p, answer)  # syntax errors are always repaired
+        assert (toy.first_error_step(p, outputs) is None) == all("Error" not in o for o in outputs)
+
+
+def split(text):
+    """(tool outputs, final answer) of a demonstration."""
+    outputs = [o.split(toy.OUTPUT_CLOSE)[0] for o in text.split(toy.OUTPUT_OPEN)[1:]]
+    return outputs, toy.parse_turn(text.split(toy.OUTPUT_CLOSE)[-1])[1]
+
+
+def test_shipped_data_regenerates_byte_for_byte(tmp_path):
+    toy.make_data(tmp_path)
+    for name in ("toy_train.jsonl", "toy_test.jsonl"):
+        assert filecmp.cmp(tmp_path / name, f"data/{name}", shallow=False), name
+
+
+def test_splits_are_disjoint():
+    train = {(r["start"], json.dumps(r["ops"])) for r in toy.load_problems("data/toy_train.jsonl")}
+    test = {(r["start"], json.dumps(r["ops"])) for r in toy.load_problems("data/toy_test.jsonl")}
+    assert len(test) >= 800 and not train & test
+
+
+def test_missing_data_file_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make-data"):
+        toy.load_problems(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", r"bad.jsonl:2: not valid JSON"),
+    ('{"id": "x", "start": "12", "ops": [], "answer": 12}', r"bad.jsonl:2: field 'start'"),
+    ('{"id": "x", "start": 12, "ops": [["^", 2]], "answer": 12}', r"bad.jsonl:2: field 'ops'"),
+    ('{"id": "x", "start": 12, "ops": [["+", 2]], "answer": 15}', r"bad.jsonl:2: field 'answer'"),
+    ('{"start": 12, "ops": [], "answer": 12}', r"bad.jsonl:2: field 'id'"),
+])
+def test_malformed_row_names_row_and_field(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(P.to_row()) + "\n" + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        toy.load_problems(path)

@@ -20,7 +20,7 @@ next call. That gives the two kinds of mistakes ELPO is about:
 from the correct computation. It is policy-independent; which departures a given
 policy cannot recover from is what BEL estimates.
 
-Data files are JSONL rows ``{"id", "start", "ops": [[op, operand], ...], "answer"}``
+Data files are JSONL rows ``{"id", "start", "ops": ["*7", "+710", ...], "answer"}``
 made by :func:`generate_problems` (``python -m elpo_min make-data`` rewrites them
 byte for byte).
 """
@@ -67,7 +67,7 @@ class Problem:
         return "Q: " + " ".join([str(self.start)] + [f"{op}{x}" for op, x in self.ops]) + "\n"
 
     def to_row(self) -> dict:
-        return {"id": self.id, "start": self.start, "ops": [list(o) for o in self.ops],
+        return {"id": self.id, "start": self.start, "ops": [f"{op}{x}" for op, x in self.ops],
                 "answer": self.answer}
 
 
@@ -190,9 +190,9 @@ def load_problems(path: str | Path, limit: int | None = None):
                 raise ValueError(f"{path}:{lineno}: field {field!r} must be {kind.__name__}, "
                                  f"got {row.get(field)!r}")
         for op in row["ops"]:
-            if not (isinstance(op, list) and len(op) == 2 and op[0] in OPS and isinstance(op[1], int)):
-                raise ValueError(f"{path}:{lineno}: field 'ops' needs [op, int] pairs with op in "
-                                 f"{OPS!r}, got {op!r}")
+            if not (isinstance(op, str) and re.fullmatch(r"[-+*]\d+", op)):
+                raise ValueError(f"{path}:{lineno}: field 'ops' needs strings like '*7' or '+120' "
+                                 f"(op in {OPS!r}, then an integer), got {op!r}")
         if problem_from_row(row).answer != row["answer"]:
             raise ValueError(f"{path}:{lineno}: field 'answer' is {row['answer']}, but the chain "
                              f"gives {problem_from_row(row).answer}")
@@ -203,7 +203,7 @@ def load_problems(path: str | Path, limit: int | None = None):
 
 
 def problem_from_row(row: dict) -> Problem:
-    return Problem(row["start"], tuple((op, x) for op, x in row["ops"]), id=row["id"])
+    return Problem(row["start"], tuple((op[0], int(op[1:])) for op in row["ops"]), id=row["id"])
 
 
 def make_data(out_dir: str | Path = "data", n_train: int = 4000, n_test: int = 1000) -> None:

@@ -86,8 +86,9 @@ def test_missing_data_file_names_the_fix(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("{not json", r"bad.jsonl:2: not valid JSON"),
     ('{"id": "x", "start": "12", "ops": [], "answer": 12}', r"bad.jsonl:2: field 'start'"),
-    ('{"id": "x", "start": 12, "ops": [["^", 2]], "answer": 12}', r"bad.jsonl:2: field 'ops'"),
-    ('{"id": "x", "start": 12, "ops": [["+", 2]], "answer": 15}', r"bad.jsonl:2: field 'answer'"),
+    ('{"id": "x", "start": 12, "ops": ["^2"], "answer": 12}', r"bad.jsonl:2: field 'ops'"),
+    ('{"id": "x", "start": 12, "ops": [["+", 2]], "answer": 14}', r"bad.jsonl:2: field 'ops'"),
+    ('{"id": "x", "start": 12, "ops": ["+2"], "answer": 15}', r"bad.jsonl:2: field 'answer'"),
     ('{"start": 12, "ops": [], "answer": 12}', r"bad.jsonl:2: field 'id'"),
 ])
 def test_malformed_row_names_row_and_field(tmp_path, line, message):

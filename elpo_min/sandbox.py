@@ -3,7 +3,8 @@
 Every call starts a new ``python -I -S`` subprocess in a throwaway directory and
 returns a :class:`ToolResult`. Design choices, and what they buy:
 
-* **Fresh process, new session.** Nothing leaks between calls; on timeout (or
+* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered,
+  so what was printed before a timeout survives it. On timeout (or
   after a normal exit) the whole process group gets SIGKILL.
 * **rlimits.** Address space (``memory_mb``), CPU seconds, file size (so a disk
   or output bomb stops at ``max_output_bytes``), and no core files.
@@ -139,7 +140,7 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         file_limit = max_output_bytes + 65536
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _RUNNER], cwd=workdir, stdin=subprocess.DEVNULL,
+                [sys.executable, "-I", "-S", "-u", "-c", _RUNNER], cwd=workdir, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 start_new_session=True,
                 preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit))

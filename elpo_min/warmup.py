@@ -1,0 +1,142 @@
+"""Supervised warm-up of the tiny policy on generated demonstrations.
+
+RL needs a policy that succeeds sometimes but not always. We get one reliably by
+training to convergence on demonstrations with a *controlled* mistake rate: a
+converged model imitates the data, so its per-step error rate sits near
+``p_copy_error`` and the held-out success rate near the product over steps. The
+demonstrations also contain recoverable mistakes (a call that raises, then a
+retry), without which every error would be terminal.
+
+Loss is on action tokens only (the prompt and tool outputs are context), exactly
+the mask the rollout engine records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from . import toy
+from .models import build_tiny_policy, build_tiny_tokenizer
+
+
+def action_mask_for(ids: list[int], tokenizer, prompt_len: int) -> list[int]:
+    """1 on tokens the policy writes, 0 on the prompt and on ``<o>...</o>`` blocks."""
+    open_id, close_id = tokenizer.convert_tokens_to_ids([toy.OUTPUT_OPEN, toy.OUTPUT_CLOSE])
+    mask, inside = [], False
+    for i, t in enumerate(ids):
+        inside = inside or t == open_id
+        mask.append(0 if i < prompt_len or inside else 1)
+        inside = inside and t != close_id
+    return mask
+
+
+def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_size):
+    """Length-bucketed, right-padded batches of demonstrations.
+
+    Sorting by length before batching cuts padding (and CPU time) by about half.
+
+    Yields:
+        ``(ids, attention_mask, loss_mask)``, each [B, T].
+    """
+    seqs = []
+    for p in problems:
+        prompt = tokenizer.encode(p.prompt)
+        full = prompt + tokenizer.encode(toy.demonstration(p, rng, p_copy_error, p_syntax_error))
+        full.append(tokenizer.eos_token_id)
+        seqs.append((full, action_mask_for(full, tokenizer, len(prompt))))
+    seqs.sort(key=lambda s: len(s[0]))
+    chunks = [seqs[i:i + batch_size] for i in range(0, len(seqs), batch_size)]
+    rng.shuffle(chunks)
+    for chunk in chunks:
+        width = max(len(s) for s, _ in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id)  # [B, T]
+        attn = torch.zeros_like(ids)  # [B, T]
+        loss_mask = torch.zeros_like(ids)  # [B, T]
+        for row, (s, m) in enumerate(chunk):
+            ids[row, :len(s)], attn[row, :len(s)] = torch.tensor(s), 1
+            loss_mask[row, :len(s)] = torch.tensor(m)
+        yield ids, attn, loss_mask
+
+
+def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3,
+           p_copy_error: float = 0.1, p_syntax_error: float = 0.1, seed: int = 0,
+           eval_problems: int = 400, progress: bool = True, init: str | None = None,
+           time_limit_s: float = 0.0) -> dict:
+    """Train the tiny policy from scratch and save it (model, tokenizer, record).
+
+    With ``init`` (a saved tiny policy) it instead *continues* supervised training at a
+    constant ``lr``: the sanity baseline that RL gains are compared with. ``time_limit_s``
+    > 0 stops after that many seconds.
+
+    Returns:
+        the record written to ``tiny_policy.json`` (settings and held-out success).
+    """
+    from tqdm import tqdm
+
+    from .metrics import evaluate
+    from .rollout import RolloutEngine
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    if init:
+        from .models import load_policy
+
+        model, tokenizer = load_policy(init)
+    else:
+        tokenizer = build_tiny_tokenizer()
+        model = build_tiny_policy(tokenizer, seed=seed)
+    held_out = {(p.start, p.ops) for p in toy.generate_problems(1000, seed=2)}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 1.0 if init else min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc="warm-up", disable=not progress)
+    block = 0
+    while bar.n < steps:  # blocks of 8 batches, bucketed by length
+        problems = [p for p in toy.generate_problems(8 * batch_size, seed=10_000 + block, prefix="demo")
+                    if (p.start, p.ops) not in held_out]
+        block += 1
+        for ids, attn, loss_mask in demo_batches(problems, tokenizer, rng, p_copy_error,
+                                                 p_syntax_error, batch_size):
+            if bar.n >= steps or (time_limit_s and time.perf_counter() - start > time_limit_s):
+                steps = bar.n
+                break
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # [B, T-1, V]
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:],
+                                                    reduction="none")  # [B, T-1]
+            weights = loss_mask[:, 1:].float()  # [B, T-1]
+            loss = (nll * weights).sum() / weights.sum()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    minutes = (time.perf_counter() - start) / 60
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)  # saved before evaluating: nothing trained is lost
+    tokenizer.save_pretrained(out_dir)
+    model.eval()
+    test = [toy.problem_from_row(r) for r in toy.load_problems(
+        Path(__file__).resolve().parent.parent / "data" / "toy_test.jsonl", limit=eval_problems)]
+    torch.manual_seed(seed)
+    summary = evaluate(RolloutEngine(model, tokenizer), test, k=1, progress=progress)
+    record = {
+        "command": (f"python -m elpo_min warmup --out {out_dir} --steps {steps} --batch_size "
+                    f"{batch_size} --lr {lr} --p_copy_error {p_copy_error} --p_syntax_error "
+                    f"{p_syntax_error} --seed {seed}" + (f" --init {init}" if init else "")),
+        "heldout_success": summary["success_rate"], "eval_problems": len(test), "eval_seed": seed,
+        "train_minutes": round(minutes, 2), "final_loss": round(loss.item(), 4),
+        "params": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
+    }
+    (out_dir / "tiny_policy.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

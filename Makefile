@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint warmup data clean
+.PHONY: install demo test lint notebooks warmup data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check elpo_min tests
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+
+# The notebooks' source of truth is notebooks/*.py (jupytext percent format); this
+# regenerates the .ipynb files and executes them in place so they carry their outputs.
+notebooks: $(STAMP)
+	for f in notebooks/[0-9]*.py; do \
+		$(VENV)/bin/jupytext --quiet --to ipynb "$$f" && \
+		$(VENV)/bin/jupyter-execute --inplace "$${f%.py}.ipynb" || exit 1; \
+	done
 
 warmup: $(STAMP)
 	$(PY) -m elpo_min warmup --out data/tiny_policy

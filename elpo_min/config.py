@@ -31,6 +31,7 @@ class Config:
     train_data: str = str(DATA / "toy_train.jsonl")
     test_data: str = str(DATA / "toy_test.jsonl")
     executor: str = "arith"  # "arith" (toy, in-process) or "python" (sandboxed subprocess)
+    chat: bool = False  # instruct models: chat template, <code>/<answer> tags, toy.CHAT_SYSTEM_PROMPT
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 48
@@ -62,8 +63,8 @@ class Config:
     logprob_chunk: int = 256
     time_limit_s: float = 0.0  # > 0: stop training after this many seconds
     # evaluation, logging, checkpoints
-    eval_every: int = 10
-    eval_problems: int = 400
+    eval_every: int = 15
+    eval_problems: int = 800
     save_every: int = 10
     out_dir: str = "runs/elpo"
     seed: int = 0

@@ -10,8 +10,9 @@
   chunked over positions so no ``[batch, length, vocab]`` fp32 tensor is ever made
   (vocabularies of 150k x 4k tokens would not fit a consumer GPU).
 
-The tokenizer of a saved tiny policy is loaded with ``PreTrainedTokenizerFast``:
-``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer.
+A local directory's ``tokenizer.json`` is loaded with ``PreTrainedTokenizerFast``:
+``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer,
+silently changing the ids of the tiny policy's character tokenizer.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
         raise FileNotFoundError(f"model path {path} does not exist; pass a directory with "
                                 "config.json or a hub model id")
     extra = {"gguf_file": gguf_file} if gguf_file else {}
-    if looks_local and (path / "tokenizer.json").is_file() and (path / "tiny_policy.json").is_file():
+    if looks_local and (path / "tokenizer.json").is_file():  # trust tokenizer.json as saved
         tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     else:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)

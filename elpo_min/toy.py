@@ -89,6 +89,17 @@ def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
     return problems
 
 
+CHAT_SYSTEM_PROMPT = (
+    "You solve arithmetic chains with a Python tool. In each turn write one Python expression "
+    "inside <code>...</code>; its result comes back as Output. Carry each result into the next "
+    "operation. When done, give the final integer inside <answer>...</answer>.")
+
+
+def chat_question(problem: Problem) -> str:
+    """The user message for instruct models (``--chat true``)."""
+    return "Apply these operations left to right: " + problem.prompt[3:].strip()
+
+
 def parse_turn(text: str) -> tuple[str | None, str | None]:
     """Split one generated assistant turn into ``(code, answer)``; both None if malformed."""
     m = re.search(re.escape(CALL_OPEN) + r"(.*?)" + re.escape(CALL_CLOSE), text, re.S)

@@ -32,7 +32,7 @@ from .config import Config
 from .loss import clip_bounds, clipped_policy_loss, k3_kl
 from .metrics import evaluate
 from .models import load_policy, token_logprobs
-from .rollout import RolloutEngine, collate
+from .rollout import RolloutEngine, TurnFormat, collate
 
 
 def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cpu") -> tuple[dict, dict]:
@@ -138,11 +138,12 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(out_dir: Path, model, optimizer, step: int, cfg: Config) -> None:
+def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, step: int, cfg: Config) -> None:
     """Write ``out_dir/checkpoint`` atomically: build it aside, then swap it in."""
     tmp = out_dir / f".checkpoint-{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp / "model")  # full model, or the LoRA adapter only
+    tokenizer.save_pretrained(tmp / "model")
     trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
     torch.save({"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(),
                 "rng": _rng_state()}, tmp / "trainer_state.pt")
@@ -201,7 +202,10 @@ def train(cfg: Config, resume: bool = False) -> dict:
                                   weight_decay=cfg.weight_decay)
     train_set = [toy.problem_from_row(r) for r in toy.load_problems(cfg.train_data)]
     test_set = [toy.problem_from_row(r) for r in toy.load_problems(cfg.test_data, limit=cfg.eval_problems)]
-    engine = RolloutEngine(model, tokenizer, executor=cfg.executor, temperature=cfg.temperature,
+    fmt, question = TurnFormat(), (lambda p: p.prompt)
+    if cfg.chat:
+        fmt, question = TurnFormat.for_chat(tokenizer, toy.CHAT_SYSTEM_PROMPT), toy.chat_question
+    engine = RolloutEngine(model, tokenizer, fmt, question, executor=cfg.executor, temperature=cfg.temperature,
                            top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
                            batch_size=cfg.rollout_batch_size)
     bel_args = {k: getattr(cfg, k) for k in ("n_total", "b_max", "x_min", "x_max", "beta", "entropy_window")}
@@ -247,12 +251,12 @@ def train(cfg: Config, resume: bool = False) -> dict:
                 record["eval"] = held_out_success(engine, test_set, cfg.seed + 1)
             write(record)
             if step % cfg.save_every == 0:
-                save_checkpoint(out_dir, model, optimizer, step, cfg)
+                save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
             bar.update(1)
             bar.set_postfix(success=f"{record['train_success']:.2f}", clip=f"{stats.get('clip_frac', 0):.3f}")
     except BaseException:
         if step is not None:  # interrupted between steps: keep what was learned
-            save_checkpoint(out_dir, model, optimizer, step, cfg)
+            save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
         raise
     finally:
         bar.close()
@@ -260,7 +264,7 @@ def train(cfg: Config, resume: bool = False) -> dict:
     after = last.get("eval") or held_out_success(engine, test_set, cfg.seed + 1)
     if "eval" not in last:
         write({"step": step, "eval": after, "time_s": time.perf_counter() - started})
-    save_checkpoint(out_dir, model, optimizer, step, cfg)
+    save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
     log.close()
     plot_learning_curve([log_path], out_dir / "learning_curve.png")
     return {"before": before, "after": after, "log": str(log_path), "steps": step}

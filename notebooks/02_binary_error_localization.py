@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Binary Error Localization
+#
+# A failed tool-using trajectory has K steps. Somewhere is the **first irrecoverable
+# step** `t_crit`: before it, the policy could still have succeeded from the prefix;
+# from it on, nothing it samples succeeds. ELPO finds it by binary search, paying for
+# each probe in rollouts from the same fixed budget N_total that also buys the full
+# trajectories (SPEC 3.2):
+#
+# ```
+# L, R <- 1, K
+# while L < R and budget left:
+#     m <- floor((L + R) / 2)
+#     sample X_m continuations from prefix(m)
+#     if any succeeds: L <- m + 1     # prefix(m) still recoverable
+#     else:            R <- m         # the fatal step is at or before m
+# t_crit <- L
+# ```
+#
+# `binary_error_localization` takes only a step count, a budget and a `probe(m, n)`
+# callable, so we can first study it on a *simulated* policy where the right answer
+# is known.
+
+# %%
+import random
+
+import matplotlib.pyplot as plt
+import torch
+
+from elpo_min import binary_error_localization, suffix_count
+from elpo_min.bel import build_trees, step_entropies
+from elpo_min.models import load_policy
+from elpo_min.rollout import RolloutEngine
+from elpo_min import toy
+
+# %% [markdown]
+# ## A simulated policy with known recoverability
+#
+# `p[m]` is the chance that one continuation from prefix(m) succeeds. Recoverability
+# is monotone here: positive before the fatal step, zero from it on.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def simulated_probe(p, rng):
+    def probe(m, n):
+        return [rng.random() < p[m] for _ in range(n)]
+    return probe
+
+K, t_true = 8, 6
+p = {m: (0.5 if m < t_true else 0.0) for m in range(1, K + 1)}
+result = binary_error_localization(K, simulated_probe(p, random.Random(0)), budget=13, n_suffix=2)
+print("probes (anchor m, outcomes):", result.probes)
+print("t_crit =", result.t_crit, "| true fatal step =", t_true, "| rollouts spent =", result.spent)
+
+# %% [markdown]
+# Each probe halves the interval `[L, R]`, so about log2(K) anchors suffice. With a
+# finite number of continuations a *recoverable* prefix can still look lost (all X_m
+# continuations fail by chance), which pushes `t_crit` too early. ELPO sizes X_m by
+# how uncertain the policy is right after the tool output:
+#
+# $$X_m = \mathrm{round}\big(X_{\min} + (X_{\max}-X_{\min})\,\sigma(\beta\,(H_{step}(\tau,m) - H_{root}(\tau)))\big)$$
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for gap in (-1.0, -0.1, 0.0, 0.1, 1.0):
+    print(f"H_step - H_root = {gap:+.1f}  ->  X_m = {suffix_count(1.0 + gap, 1.0)}")
+
+# %% [markdown]
+# ## Budget accounting: BEL vs probing every step vs random anchors
+#
+# Same simulated world, many trajectories with a random fatal step. Three strategies
+# spend continuations to name the first irrecoverable step:
+# * **BEL** (binary search, X = 2 per anchor);
+# * **every step**: probe m = 1..K-1 in order, stop at the first dead prefix;
+# * **random anchors**: probe random unseen steps, keep the tightest bracket.
+
+# %%
+def every_step(K, probe, n=2):
+    spent = 0
+    for m in range(1, K):
+        spent += n
+        if not any(probe(m, n)):
+            return m, spent
+    return K, spent
+
+def random_anchors(K, probe, rng, n=2, anchors=3):
+    left, right, spent = 1, K, 0
+    for m in rng.sample(range(1, K), min(anchors, K - 1)):
+        if left <= m < right:
+            spent += n
+            left, right = (m + 1, right) if any(probe(m, n)) else (left, m)
+    return left, spent
+
+rng = random.Random(1)
+scores = {"BEL": [], "every step": [], "random anchors": []}
+for trial in range(2000):
+    K = rng.randint(2, 10)
+    t = rng.randint(1, K)
+    p = {m: (0.5 if m < t else 0.0) for m in range(1, K + 1)}
+    r = binary_error_localization(K, simulated_probe(p, rng), budget=16, n_suffix=2)
+    scores["BEL"].append((r.t_crit == t, r.spent))
+    scores["every step"].append(tuple(x == t if i == 0 else x for i, x in enumerate(every_step(K, simulated_probe(p, rng)))))
+    scores["random anchors"].append(tuple(x == t if i == 0 else x for i, x in enumerate(random_anchors(K, simulated_probe(p, rng), rng))))
+
+fig, ax = plt.subplots(figsize=(5, 3.2))
+for name, rows in scores.items():
+    acc = sum(ok for ok, _ in rows) / len(rows)
+    cost = sum(s for _, s in rows) / len(rows)
+    ax.scatter(cost, acc, s=80, label=name)
+    print(f"{name:15s} accuracy {acc:.2f}  rollouts {cost:.1f}")
+ax.set(xlabel="continuations spent per trajectory", ylabel="localization accuracy", ylim=(0, 1))
+ax.legend(); ax.grid(alpha=0.3)
+
+# %% [markdown]
+# BEL reaches the accuracy of exhaustive probing for a fraction of the rollouts; its
+# misses come from recoverable prefixes whose two continuations both failed by chance.
+#
+# ## When recoverability is not monotone
+#
+# The binary search assumes that once prefix(m) is lost, every longer prefix is lost
+# too. Suppose instead a step can be *repaired* later (a retry after a tool error):
+# prefix(3) looks dead, prefix(5) is alive again. Then the search can close in on a
+# step that is not the first irrecoverable one.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+K = 8
+p = {1: 1.0, 2: 1.0, 3: 0.0, 4: 1.0, 5: 1.0, 6: 0.0, 7: 0.0, 8: 0.0}  # step 3 "dead", then alive again
+r = binary_error_localization(K, simulated_probe(p, random.Random(0)), budget=16)
+print("anchors:", [m for m, _ in r.probes], "-> t_crit =", r.t_crit, "(first dead prefix is 3)")
+
+# %% [markdown]
+# The search probed m = 4 (alive), jumped right, and never looked at step 3. In the
+# toy world a failed *tool call* followed by a retry is exactly this kind of dip, which
+# is why the oracle and BEL can disagree on trajectories with repairs.
+#
+# ## BEL on the tiny policy
+#
+# Now the real thing: `build_trees` runs the per-prompt loop for a batch of prompts in
+# lockstep rounds with the rollout engine. We compare `t_crit` with the toy oracle's
+# first wrong tool output.
+
+# %%
+torch.manual_seed(0)
+model, tokenizer = load_policy()
+model.eval()
+engine = RolloutEngine(model, tokenizer)
+problems = [toy.problem_from_row(r) for r in toy.load_problems("../data/toy_test.jsonl", limit=24)]
+trees = build_trees(engine, problems, n_total=16)
+
+# %%
+agree, total, unprobed = 0, 0, 0
+for tree in trees:
+    for tau, res in tree.searches:
+        oracle = toy.first_error_step(tree.problem, tau.tool_outputs)
+        if res.probes and oracle is not None:
+            total += 1
+            agree += res.t_crit == oracle
+        unprobed += not res.probes
+print(f"searches with probes: {total}, t_crit == oracle first error: {agree} ({agree / max(total, 1):.0%})")
+print(f"selected trajectories with no probe (K <= 1 or no budget left): {unprobed}")
+print(f"rollouts per prompt: {[t.rollouts for t in trees][:8]} ...")
+
+# %% [markdown]
+# ## Drawing one rollout tree
+#
+# Rows are trajectories, columns are steps. Grey dots are the collection rollouts,
+# branches start at the probe anchors of the selected τ*, and the red cross is t_crit.
+
+# %%
+tree = max(trees, key=lambda t: len(t.parents))
+fig, ax = plt.subplots(figsize=(7, 0.35 * len(tree.trajectories) + 1))
+rows = {}
+for i, traj in enumerate(tree.trajectories):
+    rows[id(traj)] = i
+    parent = tree.parents.get(id(traj))
+    first = parent[1] if parent else 0
+    xs = list(range(first, len(traj.turns) + 1))
+    ax.plot(xs, [i] * len(xs), "-o", color="tab:green" if traj.success else "tab:grey", ms=4)
+    if parent:
+        ax.plot([parent[1], parent[1]], [rows[id(parent[0])], i], ":", color="tab:blue")
+for tau, res in tree.searches:
+    ax.plot(res.t_crit, rows[id(tau)], "x", color="red", ms=12, mew=3)
+ax.set(xlabel="step (turn)", ylabel="rollout #", title=f"{tree.rollouts} rollouts for one prompt")
+ax.invert_yaxis()
+
+# %% [markdown]
+# ## What to try next
+# * `n_suffix` = 1, 2, 4 in the budget plot: how does accuracy trade against rollouts?
+# * Lower the success probability of recoverable prefixes (0.5 → 0.2): when does BEL
+#   start to blame steps too early?
+# * `n_total` = 8 or 32 in `build_trees`: how many selected τ* go unprobed?

@@ -22,6 +22,17 @@
 # the policy was when it sampled it.
 
 # %%
+# Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
+import warnings
+
+warnings.filterwarnings("ignore")
+import peft  # noqa: F401, E402  (imports bitsandbytes, which prints once on CPU)
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+
+# %%
 import matplotlib.pyplot as plt
 import torch
 

@@ -24,6 +24,17 @@
 # * $A_{hier} = \lambda_{tree} A_b + (1-\lambda_{tree}) A_t$, given to every action token of the node.
 
 # %%
+# Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
+import warnings
+
+warnings.filterwarnings("ignore")
+import peft  # noqa: F401, E402  (imports bitsandbytes, which prints once on CPU)
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+
+# %%
 import matplotlib.pyplot as plt
 import torch
 

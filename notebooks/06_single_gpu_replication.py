@@ -22,6 +22,17 @@
 # model; only the training command itself needs a GPU.
 
 # %%
+# Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
+import warnings
+
+warnings.filterwarnings("ignore")
+import peft  # noqa: F401, E402  (imports bitsandbytes, which prints once on CPU)
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+
+# %%
 import torch
 
 from elpo_min import TurnFormat, toy
@@ -121,7 +132,7 @@ for name, arch in QWEN25.items():
 # python -m elpo_min train --algo grpo ...same flags... --out_dir runs/qwen05-grpo
 # ```
 
-# %%
+# %% tags=["skip-execution"]
 # NBVAL_SKIP
 from elpo_min import Config
 from elpo_min.train import train

@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) -m elpo_min demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check elpo_min tests
+	$(VENV)/bin/ruff check elpo_min tests benchmarks notebooks/export_figures.py
 
 test: lint
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks
@@ -33,6 +33,7 @@ notebooks: $(STAMP)
 		$(VENV)/bin/jupytext --quiet --to ipynb "$$f" && \
 		$(VENV)/bin/jupyter-execute --inplace "$${f%.py}.ipynb" || exit 1; \
 	done
+	$(PY) notebooks/export_figures.py
 
 warmup: $(STAMP)
 	$(PY) -m elpo_min warmup --out data/tiny_policy

@@ -121,7 +121,7 @@ print("\n".join(rows))
 # Tool-output tokens carry mask 0 and no log-prob: they are context, not actions.
 # The entropy spikes show where the policy hesitates: the digits it copies.
 
-# %%
+# %% tags=["readme-figure"]
 fig, ax = plt.subplots(figsize=(10, 3))
 xs = range(len(traj.token_ids))
 ax.bar(xs, traj.entropies, width=1.0, color="tab:blue")

@@ -108,7 +108,7 @@ for gap in (-1.0, -0.1, 0.0, 0.1, 1.0):
 #   (a success proves recoverability, so only the last recoverable step can be missed);
 # * **random anchors**: 3 random steps, keeping the tightest bracket, as BEL would.
 
-# %%
+# %% tags=["readme-figure"]
 def every_step(K, probe, n=2):
     alive = [m for m in range(1, K) if any(probe(m, n))]
     return (max(alive) + 1 if alive else 1), n * (K - 1)

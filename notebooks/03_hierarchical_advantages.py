@@ -120,18 +120,25 @@ tree = max(trees, key=lambda t: len(t.parents))
 batch, info = training_batch([tree], Config(), tokenizer.pad_token_id)
 print(info)
 
-# %%
+# %% tags=["readme-figure"]
 tau, result = tree.searches[0]
 rows = [i for i, t in enumerate(tree.trajectories) if t is tau or tree.parents.get(id(t), (None,))[0] is tau]
 adv = batch["advantages"][rows]
 fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.2))
 limit = float(adv.abs().max())
-im = ax.imshow(adv, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
+im = ax.pcolormesh(adv, cmap="RdBu", vmin=-limit, vmax=limit)
+ax.hlines(range(1, len(rows)), 0, adv.shape[1], color="black", lw=0.8)  # row separators
+ax.invert_yaxis()
 ax.set(xlabel="token position", ylabel="sequence", title=f"A_hier per token (τ* on top, t_crit = {result.t_crit})")
-ax.set_yticks(range(len(rows)), ["τ*"] + [f"from prefix({tree.parents[id(tree.trajectories[r])][1]})" for r in rows[1:]])
+ax.set_yticks([r + 0.5 for r in range(len(rows))], ["τ*"] + [f"from prefix({tree.parents[id(tree.trajectories[r])][1]})" for r in rows[1:]])
 fig.colorbar(im, ax=ax)
 
 # %% [markdown]
+# The first two steps are shared by all three sequences (the continuations start from
+# prefix(2)) and carry the same advantage in each; white gaps are tool outputs (mask 0).
+# From step 3 on the paths part: τ*'s critical step is negative, the successful
+# continuations' own steps positive.
+#
 # ## What to try next
 # * Set `lambda_tree` to 0 in `Config` and redraw the heatmap: every token of a
 #   sequence now shares one number.

@@ -59,7 +59,7 @@ print("lower bounds on / off the error suffix:", [round(1 - e, 3) for e in eps_l
 # token's probability down further once r < 1 − ε_low. ELC lets the fatal tokens go
 # 11.5 points further down before the gradient switches off.
 
-# %%
+# %% tags=["readme-figure"]
 ratios = torch.linspace(0.4, 1.6, 241)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
 for ax, adv in zip(axes, (-1.0, 1.0)):

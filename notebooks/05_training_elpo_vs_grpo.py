@@ -61,7 +61,7 @@ for algo in ("elpo", "grpo"):
 # Held-out pass@1 (left) and the success rate of the full rollouts sampled for
 # training (right).
 
-# %%
+# %% tags=["readme-figure"]
 # NBVAL_IGNORE_OUTPUT
 plot_learning_curve([results["elpo"]["log"], results["grpo"]["log"]], "../runs/nb05-curves.png", ["ELPO", "GRPO"])
 from IPython.display import Image

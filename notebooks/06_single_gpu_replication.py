@@ -114,6 +114,20 @@ for name, arch in QWEN25.items():
     est = estimate_gib(*arch)
     print(f"{name:24s}" + "".join(f"{v:12.1f}G" for v in est.values()) + f"{sum(est.values()):12.1f}G")
 
+# %% tags=["readme-figure"]
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 3))
+bottom = [0.0] * len(QWEN25)
+for part in ("weights", "adapter+opt", "rollout KV", "activations"):
+    values = [estimate_gib(*arch)[part] for arch in QWEN25.values()]
+    ax.bar([n.split("-Instruct")[0] for n in QWEN25], values, bottom=bottom, label=part)
+    bottom = [b + v for b, v in zip(bottom, values)]
+ax.axhline(24, color="grey", ls="--", lw=1)
+ax.text(2.45, 24.3, "24 GB", color="grey", ha="right")
+ax.set(ylabel="GiB", title="QLoRA + ELPO memory estimate (128 rollouts x 2k tokens)")
+ax.legend(fontsize=8)
+
 # %% [markdown]
 # The rollout KV cache dominates: 128 rollouts of 2k tokens at once. Lower
 # `rollout_batch_size` (the engine decodes in chunks of that many rows) to trade time

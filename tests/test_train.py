@@ -160,3 +160,21 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     cfg = Config.load(None, {**TINY_RUN, "out_dir": str(tmp_path / "none")})
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(cfg, resume=True)
+
+
+def test_lora_run_with_kl_to_the_adapter_free_reference_and_gradient_checkpointing(tmp_path):
+    cfg = Config.load(None, {**TINY_RUN, "steps": 1, "lora_rank": 4, "kl_coef": 0.05,
+                             "gradient_checkpointing": True, "out_dir": str(tmp_path)})
+    train(cfg)
+    record = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1]
+    assert record["kl_ref"] >= 0.0 and torch.isfinite(torch.tensor(record["loss"]))
+    saved = {p.name for p in (tmp_path / "checkpoint" / "model").iterdir()}
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved  # adapter only
+
+
+def test_missing_bitsandbytes_is_a_clear_message(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    with pytest.raises(ImportError, match=r"load_in_4bit needs bitsandbytes.*elpo_min\[quant\]"):
+        load_policy(TINY_POLICY_DIR, lora_rank=4, load_in_4bit=True)

@@ -195,7 +195,8 @@ def train(cfg: Config, resume: bool = False) -> dict:
     model, tokenizer = load_policy(cfg.model, cfg.lora_rank, cfg.lora_alpha, cfg.load_in_4bit, cfg.dtype,
                                    cfg.gguf_file, device)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()  # renamed in transformers 5.2x
         model.config.use_cache = True  # the rollout engine still decodes with a cache
     model.eval()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,

@@ -63,7 +63,8 @@ def main():
         lines.append("| " + " | ".join(f"{r[c]:.1%}" if isinstance(r[c], float) and r[c] <= 1 else str(r[c])
                                        for c in cols) + " |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    plot_learning_curve([p for p, _ in logs], out / "curves.png", labels=[label for _, label in logs])
+    plot_learning_curve([p for p, _ in logs], out / "curves.png", labels=[label for _, label in logs],
+                        colors=["tab:blue" if label.startswith("ELPO") else "tab:orange" for _, label in logs])
     print("\n".join(lines))
 
 

@@ -10,7 +10,8 @@ def read_log(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def plot_learning_curve(log_paths: list, out_png: str | Path, labels: list[str] | None = None):
+def plot_learning_curve(log_paths: list, out_png: str | Path, labels: list[str] | None = None,
+                        colors: list[str] | None = None):
     """Held-out success (left) and training success of full rollouts (right) per step.
 
     Returns:
@@ -26,10 +27,11 @@ def plot_learning_curve(log_paths: list, out_png: str | Path, labels: list[str] 
         records = read_log(path)
         label = labels[i] if labels else Path(path).parent.name
         evals = [(r["step"], r["eval"]["success_rate"]) for r in records if "eval" in r]
-        left.plot(*zip(*evals), marker="o", label=label)
+        color = colors[i] if colors else None
+        left.plot(*zip(*evals), marker="o", label=label, color=color)
         train = [(r["step"], r["train_success"]) for r in records if "train_success" in r]
         if train:
-            right.plot(*zip(*train), alpha=0.8, label=label)
+            right.plot(*zip(*train), alpha=0.6, label=label, color=color)
     left.set(xlabel="training step", ylabel="held-out success (pass@1)", title="held-out")
     right.set(xlabel="training step", ylabel="success of full rollouts", title="training rollouts")
     for ax in (left, right):

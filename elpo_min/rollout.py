@@ -124,14 +124,7 @@ class TurnFormat:
 
     def parse(self, text: str) -> tuple[str | None, str | None]:
         """(code, answer) of one turn; (None, None) if it has neither."""
-        import re
-
-        for open_, close, is_code in ((self.call_open, self.call_close, True),
-                                      (self.answer_open, self.answer_close, False)):
-            m = re.search(re.escape(open_) + r"(.*?)" + re.escape(close), text, re.S)
-            if m:
-                return (m.group(1), None) if is_code else (None, m.group(1))
-        return None, None
+        return toy.parse_turn(text, (self.call_open, self.call_close), (self.answer_open, self.answer_close))
 
     def prompt_text(self, tokenizer, question: str) -> str:
         if not self.chat:

@@ -100,13 +100,17 @@ def chat_question(problem: Problem) -> str:
     return "Apply these operations left to right: " + problem.prompt[3:].strip()
 
 
-def parse_turn(text: str) -> tuple[str | None, str | None]:
-    """Split one generated assistant turn into ``(code, answer)``; both None if malformed."""
-    m = re.search(re.escape(CALL_OPEN) + r"(.*?)" + re.escape(CALL_CLOSE), text, re.S)
-    if m:
-        return m.group(1), None
-    m = re.search(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), text, re.S)
-    return (None, m.group(1)) if m else (None, None)
+def parse_turn(text: str, call=(CALL_OPEN, CALL_CLOSE), answer=(ANSWER_OPEN, ANSWER_CLOSE)
+               ) -> tuple[str | None, str | None]:
+    """Split one generated assistant turn into ``(code, answer)``; both None if malformed.
+
+    A call wins over an answer in the same turn (the turn stopped at the call's end).
+    """
+    for (open_, close), is_code in ((call, True), (answer, False)):
+        m = re.search(re.escape(open_) + r"(.*?)" + re.escape(close), text, re.S)
+        if m:
+            return (m.group(1), None) if is_code else (None, m.group(1))
+    return None, None
 
 
 def render_output(output: str) -> str:

@@ -172,7 +172,7 @@ def load_checkpoint(out_dir: Path, model, optimizer) -> int:
 
 def held_out_success(engine, problems, seed: int) -> dict:
     """Held-out pass@1 with its own RNG stream, so evaluating never perturbs training."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
         torch.manual_seed(seed)
         summary = evaluate(engine, problems, k=1, progress=False)
     return {k: summary[k] for k in ("success_rate", "tool_calls_per_problem", "tool_calls_per_solved",

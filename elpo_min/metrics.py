@@ -67,3 +67,82 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
         "trajectories": groups,
     }
     return summary
+
+
+def mc_first_dead_step(rates: list[float]) -> int:
+    """Monte-Carlo reference for t_crit from ``rates[m-1]`` = success rate of many
+    continuations from prefix(m), m = 1..K-1: the first m whose rate is 0, else K."""
+    return next((m for m, r in enumerate(rates, start=1) if r == 0.0), len(rates) + 1)
+
+
+def pair_counts(scores: list[float], targets: list[float]) -> tuple[int, int, int, int]:
+    """(concordant, discordant, pairs whose targets differ, all pairs) over index pairs."""
+    concordant = discordant = decided = 0
+    for i in range(len(scores)):
+        for j in range(i + 1, len(scores)):
+            s = (scores[i] > scores[j]) - (scores[i] < scores[j])
+            t = (targets[i] > targets[j]) - (targets[i] < targets[j])
+            decided += t != 0
+            concordant += s * t > 0
+            discordant += s * t < 0
+    return concordant, discordant, decided, len(scores) * (len(scores) - 1) // 2
+
+
+def ranking_quality(counts: list[tuple[int, int, int, int]]) -> dict:
+    """Pairwise accuracy over pairs whose targets differ (a tie in the scores counts half)
+    and Kendall tau-a over all pairs (a tie on either side is neither concordant nor
+    discordant), pooled over groups of :func:`pair_counts`."""
+    conc, disc, decided, pairs = (sum(c[i] for c in counts) for i in range(4))
+    return {"pairwise_accuracy": (conc + (decided - conc - disc) / 2) / decided if decided else float("nan"),
+            "kendall_tau": (conc - disc) / pairs if pairs else float("nan")}
+
+
+def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
+    """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7).
+
+    For every probed search, ``n`` continuations from each prefix(m), m = 1..K-1, give the
+    Monte-Carlo first dead step; the toy oracle gives the first wrong tool output. For every
+    branch point of the trees, siblings' A_b (after ``hierarchical_advantages``) is compared
+    with the Monte-Carlo success rate from each sibling's own prefix (its reward for a leaf).
+
+    Returns:
+        dict with ``searches``, ``agree_mc``, ``agree_oracle`` (fractions; the oracle one over
+        the ``oracle_searches`` whose trajectory has a wrong tool output), the
+        ``pairwise_accuracy`` / ``kendall_tau`` of sibling A_b pooled over all branch
+        points, and the Monte-Carlo ``rollouts`` spent.
+    """
+    from .advantages import build_tree, hierarchical_advantages
+    from .toy import first_error_step
+
+    first_error = first_error or first_error_step
+    searches = [(tau, r) for tree in trees for tau, r in tree.searches if r.probes]
+    prefixes = [tau.prefix(m) for tau, _ in searches for m in range(1, tau.num_steps)]
+    sibling_sets = []
+    for tree in trees:
+        root, _ = build_tree(tree.trajectories, tree.parents)
+        hierarchical_advantages(root)
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            stack += node.children
+            if len(node.children) >= 2:
+                sibling_sets.append(node.children)
+    step_children = [c for sibs in sibling_sets for c in sibs if c.children]
+    prefixes += [c.traj.prefix(c.turn + 1) for c in step_children]
+    rates = [sum(t.success for t in g) / n for g in engine.rollout(prefixes, n)] if prefixes else []
+    agree_mc, oracle_hits, offset = 0, [], 0
+    for tau, result in searches:
+        k = tau.num_steps
+        agree_mc += result.t_crit == mc_first_dead_step(rates[offset:offset + k - 1])
+        oracle = first_error(tau.problem, tau.tool_outputs)
+        if oracle is not None:  # no wrong tool output (e.g. a wrong final copy): nothing to compare
+            oracle_hits.append(result.t_crit == oracle)
+        offset += k - 1
+    child_rate = dict(zip(map(id, step_children), rates[offset:]))
+    ranking = ranking_quality([pair_counts([c.a_branch for c in sibs],
+                                           [child_rate.get(id(c), c.reward) for c in sibs])
+                               for sibs in sibling_sets])
+    return {"searches": len(searches), "agree_mc": agree_mc / max(len(searches), 1),
+            "agree_oracle": sum(oracle_hits) / max(len(oracle_hits), 1), "oracle_searches": len(oracle_hits),
+            "sibling_sets": len(sibling_sets),
+            **ranking, "rollouts": len(prefixes) * n}

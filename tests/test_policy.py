@@ -55,3 +55,41 @@ def test_maj_at_k_by_hand():
     assert maj_at_k(["5", "7", "7", None], [True, False, False, False]) is False
     assert maj_at_k(["5", "5", "7", None], [True, True, False, False]) is True
     assert maj_at_k([None, None], [False, False]) is False
+
+
+def test_mc_first_dead_step_by_hand():
+    from elpo_min.metrics import mc_first_dead_step
+
+    assert mc_first_dead_step([0.5, 0.0, 0.2]) == 2  # first prefix with no success
+    assert mc_first_dead_step([0.3, 0.1]) == 3  # all alive: K
+    assert mc_first_dead_step([]) == 1  # K = 1
+
+
+def test_ranking_quality_by_hand():
+    from elpo_min.metrics import pair_counts, ranking_quality
+
+    assert ranking_quality([pair_counts([3, 2, 1], [1.0, 0.5, 0.0])]) == {"pairwise_accuracy": 1.0,
+                                                                         "kendall_tau": 1.0}
+    assert ranking_quality([pair_counts([1, 2, 3], [1.0, 0.5, 0.0])])["kendall_tau"] == -1.0
+    # targets tie on the first pair: 2 decided pairs, both concordant; tau-a = 2/3
+    q = ranking_quality([pair_counts([1, 2, 0], [1.0, 1.0, 0.0])])
+    assert q["pairwise_accuracy"] == 1.0 and q["kendall_tau"] == pytest.approx(2 / 3)
+    # pooled over groups: (1 concordant of 1) + (0 of 1) -> accuracy 0.5, tau 0
+    q = ranking_quality([pair_counts([1, 0], [1.0, 0.0]), pair_counts([0, 1], [1.0, 0.0])])
+    assert q == {"pairwise_accuracy": 0.5, "kendall_tau": 0.0}
+    # a tie in the scores on a decided pair counts half
+    assert ranking_quality([pair_counts([1, 1], [1.0, 0.0])])["pairwise_accuracy"] == 0.5
+
+
+def test_bel_report_on_the_tiny_policy(shipped_policy):
+    from elpo_min.bel import build_trees
+    from elpo_min.metrics import bel_report
+
+    model, tok = shipped_policy
+    torch.manual_seed(5)
+    engine = RolloutEngine(model, tok)
+    trees = build_trees(engine, toy.generate_problems(3, seed=9), n_total=8)
+    report = bel_report(engine, trees, n=2)
+    assert report["searches"] >= 1 and report["sibling_sets"] >= 3
+    assert 0 <= report["agree_mc"] <= 1 and 0 <= report["agree_oracle"] <= 1
+    assert -1 <= report["kendall_tau"] <= 1 and report["rollouts"] % 2 == 0

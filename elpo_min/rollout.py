@@ -236,7 +236,7 @@ class RolloutEngine:
             mask[row, width - len(t.token_ids):] = 1
         ids, mask = ids.to(device), mask.to(device)
         position = mask.cumsum(-1) - 1  # [B, T]
-        from transformers import DynamicCache
+        from transformers import DynamicCache  # imported here so `import elpo_min` stays light
 
         cache = DynamicCache(config=model.config)
         out = model(input_ids=ids, attention_mask=mask, position_ids=position.clamp(min=0),
@@ -252,19 +252,22 @@ class RolloutEngine:
             entropy = -(probs * log_probs).sum(-1)  # [b]
             token = torch.multinomial(self._top_p(probs), 1)  # [b, 1]
             logp = log_probs.gather(-1, token).squeeze(-1)  # [b]
-            for r, tok, lp, h in zip(rows.tolist(), token.squeeze(-1).tolist(), logp.tolist(),
-                                     entropy.tolist()):
+            # one device->host copy per step: rows, tokens, log-probs, entropies (float32 holds
+            # ids below 2**24 exactly)
+            step = torch.stack([rows.float(), token.squeeze(-1).float(), logp, entropy]).tolist()
+            row_list = [int(r) for r in step[0]]
+            for r, tok, lp, h in zip(row_list, step[1], step[2], step[3]):
                 if stopped[r]:
                     continue
-                new[r].append((tok, lp, h))
-                if tok in self.stop_ids or (self.stop_texts and self._ends_with_stop(new[r])):
+                new[r].append((int(tok), lp, h))
+                if int(tok) in self.stop_ids or (self.stop_texts and self._ends_with_stop(new[r])):
                     stopped[r] = True
-            keep = torch.tensor([not stopped[r] for r in rows.tolist()], device=device)  # [b]
-            if not keep.any():
+            keep = [i for i, r in enumerate(row_list) if not stopped[r]]
+            if not keep:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)  # [b, T+1]
-            if keep.float().mean() < 0.75:  # drop finished rows from the cache
-                idx = keep.nonzero().squeeze(-1)
+            if len(keep) < 0.75 * len(row_list):  # drop finished rows from the cache
+                idx = torch.tensor(keep, device=device)
                 cache.batch_select_indices(idx)
                 rows, token, mask, next_pos = rows[idx], token[idx], mask[idx], next_pos[idx]
             out = model(input_ids=token, attention_mask=mask, position_ids=next_pos, use_cache=True,

@@ -213,8 +213,9 @@ def train(cfg: Config, resume: bool = False) -> dict:
     order = random.Random(cfg.seed).sample(range(len(train_set)), len(train_set))
     log_path = out_dir / "metrics.jsonl"
     start_step = load_checkpoint(out_dir, model, optimizer) if resume else 0
-    if not resume:
-        log_path.write_text("")
+    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
+            if json.loads(line)["step"] <= start_step]  # steps after the checkpoint are redone
+    log_path.write_text("".join(line + "\n" for line in kept))
     log = open(log_path, "a", buffering=1)
 
     def write(record: dict) -> None:

@@ -266,7 +266,8 @@ def train(cfg: Config, resume: bool = False) -> dict:
     after = last.get("eval") or held_out_success(engine, test_set, cfg.seed + 1)
     if "eval" not in last:
         write({"step": step, "eval": after, "time_s": time.perf_counter() - started})
-    save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
+    if step % cfg.save_every or not (out_dir / "checkpoint").exists():  # else the loop saved this step
+        save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
     log.close()
     plot_learning_curve([log_path], out_dir / "learning_curve.png")
     return {"before": before, "after": after, "log": str(log_path), "steps": step}

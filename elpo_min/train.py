@@ -41,9 +41,10 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     Returns:
         ``(batch, info)``: batch holds [B, T] ``input_ids``, ``attention_mask``,
         ``action_mask``, ``old_logp``, ``advantages``, ``elc_mask``; info holds
-        t_crit statistics and how many selected trajectories got no probe.
+        t_crit statistics, how many selected trajectories got no probe, and how often
+        a probed t_crit equals the toy oracle's first wrong step (``None`` if never comparable).
     """
-    seqs, advs, elcs, t_crits, unprobed = [], [], [], [], 0
+    seqs, advs, elcs, t_crits, unprobed, oracle_hits = [], [], [], [], 0, []
     lambda_tree = cfg.lambda_tree if cfg.algo == "elpo" else 0.0
     for tree in trees:
         root, path = build_tree(tree.trajectories, tree.parents)
@@ -51,6 +52,9 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
         elc_turns = {}  # id(traj) -> first turn index under ELC
         for tau, result in tree.searches:
             unprobed += not result.probes
+            oracle = toy.first_error_step(tree.problem, tau.tool_outputs) if result.probes else None
+            if oracle is not None:
+                oracle_hits.append(result.t_crit == oracle)
             if not result.probes and not cfg.elc_unprobed:
                 continue
             t_crits.append(result.t_crit)
@@ -77,7 +81,8 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     batch["elc_mask"] = torch.stack([pad(e, (0, width - len(e))) for e in elcs]).to(device)  # [B, T]
     batch["elc_mask"] *= batch["action_mask"]
     info = {"sequences": len(seqs), "unprobed": unprobed,
-            "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0}
+            "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0,
+            "t_crit_oracle_agree": sum(oracle_hits) / len(oracle_hits) if oracle_hits else None}
     return batch, info
 
 

@@ -64,7 +64,8 @@ def make_traj(tok, problem, turns, reward):
         traj.action_mask += [1] * len(code) + [0] * len(out)
         traj.logprobs += [-0.5] * (len(code) + len(out))
         traj.entropies += [1.0] * (len(code) + len(out))
-        traj.turns.append(Turn(s, s + len(code), s + len(code) + len(out), code="1+1" if i < turns else None))
+        traj.turns.append(Turn(s, s + len(code), s + len(code) + len(out), code="1+1" if i < turns else None,
+                               output="2" if i < turns else None))
     traj.reward = float(reward)
     traj.success = bool(reward)
     return traj
@@ -85,6 +86,10 @@ def test_training_batch_attributes_advantages_per_step_and_elc_suffix(shipped_po
     tree = PromptTree(p, [tau, ok, child], {id(child): (tau, 1)}, [(tau, BELResult(2, [(1, [True])], 1))], 3)
     batch, info = training_batch([tree], Config(), tok.pad_token_id)
     assert batch["input_ids"].shape[0] == 3 and info["t_crit_mean"] == 2 and info["unprobed"] == 0
+    # values (1, 2): step 1's output 2 is right, step 2 repeats it, so the oracle's first wrong step is 2
+    assert info["t_crit_oracle_agree"] == 1.0
+    off = PromptTree(p, [tau, ok], {}, [(tau, BELResult(3, [(2, [True])], 1))], 2)
+    assert training_batch([off], Config(), tok.pad_token_id)[1]["t_crit_oracle_agree"] == 0.0
     adv, elc, act = batch["advantages"], batch["elc_mask"], batch["action_mask"]
     assert torch.all(adv[act == 0] == 0) and torch.all(elc[act == 0] == 0)
     # tau's step 1 is shared with the successful child: values (0 + 1)/2 vs the other root child 1
@@ -102,6 +107,7 @@ def test_degenerate_batches_train_without_nans(shipped_policy, rewards, turns):
     trajs = [make_traj(tok, p, turns, r) for r in rewards]
     searches = [(trajs[0], BELResult(1))] if 0 in rewards else []
     batch, info = training_batch([PromptTree(p, trajs, {}, searches, 3)], Config(), tok.pad_token_id)
+    assert info["t_crit_oracle_agree"] is None  # unprobed searches are not compared with the oracle
     stats = policy_update(model, torch.optim.AdamW(model.parameters(), lr=1e-4), batch, Config())
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -97,6 +97,17 @@ def ranking_quality(counts: list[tuple[int, int, int, int]]) -> dict:
             "kendall_tau": (conc - disc) / pairs if pairs else float("nan")}
 
 
+def oracle_hits(searches: list, first_error=None) -> list[bool]:
+    """Per probed search ``(tau, BELResult)`` whose trajectory has a wrong tool output:
+    does t_crit equal the oracle's first wrong step? Unprobed searches and trajectories
+    with no wrong tool output (e.g. a wrong final copy) have nothing to compare and are skipped."""
+    from .toy import first_error_step
+
+    first_error = first_error or first_error_step
+    oracles = [(first_error(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches if r.probes]
+    return [t_crit == oracle for oracle, t_crit in oracles if oracle is not None]
+
+
 def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
     """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7).
 
@@ -112,9 +123,7 @@ def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
         points, and the Monte-Carlo ``rollouts`` spent.
     """
     from .advantages import build_tree, hierarchical_advantages
-    from .toy import first_error_step
 
-    first_error = first_error or first_error_step
     searches = [(tau, r) for tree in trees for tau, r in tree.searches if r.probes]
     prefixes = [tau.prefix(m) for tau, _ in searches for m in range(1, tau.num_steps)]
     sibling_sets = []
@@ -130,19 +139,17 @@ def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
     step_children = [c for sibs in sibling_sets for c in sibs if c.children]
     prefixes += [c.traj.prefix(c.turn + 1) for c in step_children]
     rates = [sum(t.success for t in g) / n for g in engine.rollout(prefixes, n)] if prefixes else []
-    agree_mc, oracle_hits, offset = 0, [], 0
+    agree_mc, offset = 0, 0
     for tau, result in searches:
         k = tau.num_steps
         agree_mc += result.t_crit == mc_first_dead_step(rates[offset:offset + k - 1])
-        oracle = first_error(tau.problem, tau.tool_outputs)
-        if oracle is not None:  # no wrong tool output (e.g. a wrong final copy): nothing to compare
-            oracle_hits.append(result.t_crit == oracle)
         offset += k - 1
+    hits = oracle_hits(searches, first_error)
     child_rate = dict(zip(map(id, step_children), rates[offset:]))
     ranking = ranking_quality([pair_counts([c.a_branch for c in sibs],
                                            [child_rate.get(id(c), c.reward) for c in sibs])
                                for sibs in sibling_sets])
     return {"searches": len(searches), "agree_mc": agree_mc / max(len(searches), 1),
-            "agree_oracle": sum(oracle_hits) / max(len(oracle_hits), 1), "oracle_searches": len(oracle_hits),
+            "agree_oracle": sum(hits) / max(len(hits), 1), "oracle_searches": len(hits),
             "sibling_sets": len(sibling_sets),
             **ranking, "rollouts": len(prefixes) * n}

@@ -30,7 +30,7 @@ from .advantages import build_tree, hierarchical_advantages
 from .bel import PromptTree, build_trees
 from .config import Config
 from .loss import clip_bounds, clipped_policy_loss, k3_kl
-from .metrics import evaluate
+from .metrics import evaluate, oracle_hits
 from .models import load_policy, token_logprobs
 from .rollout import RolloutEngine, TurnFormat, collate
 
@@ -44,17 +44,15 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
         t_crit statistics, how many selected trajectories got no probe, and how often
         a probed t_crit equals the toy oracle's first wrong step (``None`` if never comparable).
     """
-    seqs, advs, elcs, t_crits, unprobed, oracle_hits = [], [], [], [], 0, []
+    seqs, advs, elcs, t_crits, unprobed, hits = [], [], [], [], 0, []
     lambda_tree = cfg.lambda_tree if cfg.algo == "elpo" else 0.0
     for tree in trees:
+        hits += oracle_hits(tree.searches)
         root, path = build_tree(tree.trajectories, tree.parents)
         hierarchical_advantages(root, lambda_tree)
         elc_turns = {}  # id(traj) -> first turn index under ELC
         for tau, result in tree.searches:
             unprobed += not result.probes
-            oracle = toy.first_error_step(tree.problem, tau.tool_outputs) if result.probes else None
-            if oracle is not None:
-                oracle_hits.append(result.t_crit == oracle)
             if not result.probes and not cfg.elc_unprobed:
                 continue
             t_crits.append(result.t_crit)
@@ -82,7 +80,7 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     batch["elc_mask"] *= batch["action_mask"]
     info = {"sequences": len(seqs), "unprobed": unprobed,
             "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0,
-            "t_crit_oracle_agree": sum(oracle_hits) / len(oracle_hits) if oracle_hits else None}
+            "t_crit_oracle_agree": sum(hits) / len(hits) if hits else None}
     return batch, info
 
 

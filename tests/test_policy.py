@@ -1,6 +1,7 @@
 """The shipped tiny policy and model loading."""
 
 import json
+import types
 
 import pytest
 import torch
@@ -93,3 +94,12 @@ def test_bel_report_on_the_tiny_policy(shipped_policy):
     assert report["searches"] >= 1 and report["sibling_sets"] >= 3
     assert 0 <= report["agree_mc"] <= 1 and 0 <= report["agree_oracle"] <= 1
     assert -1 <= report["kendall_tau"] <= 1 and report["rollouts"] % 2 == 0
+
+    class AllContinuationsFail:  # Monte-Carlo reference: every prefix is already dead
+        def rollout(self, prefixes, n):
+            return [[types.SimpleNamespace(success=False)] * n for _ in prefixes]
+
+    probed = [r for tree in trees for _, r in tree.searches if r.probes]
+    dead = bel_report(AllContinuationsFail(), trees, n=2)
+    assert dead["searches"] == len(probed) and dead["rollouts"] == report["rollouts"]
+    assert dead["agree_mc"] == sum(r.t_crit == 1 for r in probed) / len(probed)  # MC reference is step 1

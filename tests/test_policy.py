@@ -95,11 +95,16 @@ def test_bel_report_on_the_tiny_policy(shipped_policy):
     assert 0 <= report["agree_mc"] <= 1 and 0 <= report["agree_oracle"] <= 1
     assert -1 <= report["kendall_tau"] <= 1 and report["rollouts"] % 2 == 0
 
-    class AllContinuationsFail:  # Monte-Carlo reference: every prefix is already dead
-        def rollout(self, prefixes, n):
-            return [[types.SimpleNamespace(success=False)] * n for _ in prefixes]
+    class ConstantEngine:  # every continuation from every prefix succeeds, or every one fails
+        def __init__(self, success):
+            self.success = success
 
-    probed = [r for tree in trees for _, r in tree.searches if r.probes]
-    dead = bel_report(AllContinuationsFail(), trees, n=2)
+        def rollout(self, prefixes, n):
+            return [[types.SimpleNamespace(success=self.success)] * n for _ in prefixes]
+
+    probed = [(tau.num_steps, r.t_crit) for tree in trees for tau, r in tree.searches if r.probes]
+    dead = bel_report(ConstantEngine(False), trees, n=2)
     assert dead["searches"] == len(probed) and dead["rollouts"] == report["rollouts"]
-    assert dead["agree_mc"] == sum(r.t_crit == 1 for r in probed) / len(probed)  # MC reference is step 1
+    assert dead["agree_mc"] == sum(t == 1 for _, t in probed) / len(probed)  # MC reference: step 1
+    alive = bel_report(ConstantEngine(True), trees, n=2)
+    assert alive["agree_mc"] == sum(t == k for k, t in probed) / len(probed)  # MC reference: step K

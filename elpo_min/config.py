@@ -28,10 +28,12 @@ class Config:
     gradient_checkpointing: bool = False
     device: str = "auto"
     # task and rollouts
-    train_data: str = str(DATA / "toy_train.jsonl")
-    test_data: str = str(DATA / "toy_test.jsonl")
-    executor: str = "arith"  # "arith" (toy, in-process) or "python" (sandboxed subprocess)
-    chat: bool = False  # instruct models: chat template, <code>/<answer> tags, toy.CHAT_SYSTEM_PROMPT
+    task: str = "toy"  # "toy", "gsm" (shipped offline) or "hf:<dataset>" (GSM8K or MATH layout)
+    train_data: str | None = None  # None: the task's shipped split
+    test_data: str | None = None
+    executor: str = "auto"  # "arith" (toy, in-process), "python" (sandbox); auto: arith for the plain toy
+    chat: bool | None = None  # chat template + tool_format; None: when the tokenizer has a chat template
+    tool_format: str = "fenced"  # chat models: "fenced" (```python / ```output / \boxed{}) or "tags"
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 48
@@ -107,7 +109,14 @@ class Config:
             (self.elc_scope in ("trajectory", "subtree"), "elc_scope", "must be 'trajectory' or 'subtree'"),
             (self.aggregation in ("seq-mean-token-mean", "token-mean"), "aggregation",
              "must be 'seq-mean-token-mean' or 'token-mean'"),
-            (self.executor in ("arith", "python"), "executor", "must be 'arith' or 'python'"),
+            (self.executor in ("auto", "arith", "python"), "executor", "must be 'auto', 'arith' or 'python'"),
+            (self.task in ("toy", "gsm") or self.task.startswith("hf:"), "task",
+             "must be 'toy', 'gsm' or 'hf:<dataset name>' (e.g. hf:openai/gsm8k)"),
+            (self.task == "toy" or self.executor != "arith", "executor",
+             "word problems need the Python tool: set --executor python"),
+            (self.task == "toy" or self.chat is not False, "chat", "word problems need an instruct model's chat "
+             "format: drop --chat false"),
+            (self.tool_format in ("fenced", "tags"), "tool_format", "must be 'fenced' or 'tags'"),
             (self.temperature > 0 and 0 < self.top_p <= 1, "temperature/top_p", "need T > 0, 0 < top_p <= 1"),
             (self.prompts_per_step >= 1 and self.minibatch_size >= 1 and self.ppo_epochs >= 1,
              "prompts_per_step/minibatch_size/ppo_epochs", "must be >= 1"),

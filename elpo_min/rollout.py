@@ -20,6 +20,7 @@ batch cache as soon as a quarter of the batch is done.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 from . import toy
 from .models import cache_keyword, context_length
 from .sandbox import run_many
+from .tasks import last_boxed
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Turn:
     code: str | None = None
     output: str | None = None
     answer: str | None = None
+    failed: bool = False  # the tool call raised, timed out or crashed
 
 
 @dataclass
@@ -73,6 +76,11 @@ class Trajectory:
     def tool_outputs(self) -> list[str]:
         return [t.output for t in self.turns if t.code is not None]
 
+    @property
+    def history(self) -> list[str]:
+        """The code of the calls that succeeded: what the next call's sandbox replays."""
+        return [t.code for t in self.turns if t.code is not None and t.output is not None and not t.failed]
+
     def turn_entropy(self, index: int, window: int = 32) -> float:
         """Mean entropy of the first ``window`` generated tokens of turn ``index`` (0-based)."""
         t = self.turns[index]
@@ -93,9 +101,18 @@ class Trajectory:
 class TurnFormat:
     """How calls, outputs and answers are delimited in the token stream.
 
-    For the toy world the markers are single tokens. For chat models the output
-    framing closes the assistant message and opens a user message (and back), as
-    rendered by the tokenizer's chat template: see :meth:`for_chat`.
+    Two styles:
+
+    * ``"tags"``: ``<c>code</c>`` ... ``<a>answer</a>``. For the toy world the markers
+      are single tokens; for chat models (``<code>``/``<answer>``) the output framing
+      closes the assistant message and opens a user message (and back), as rendered by
+      the tokenizer's chat template.
+    * ``"fenced"``: the TIR format instruct models know from pre-training. A
+      ```` ```python ```` block ends the turn, its result comes back inline as an
+      ```` ```output ```` block in the same assistant message, and the final answer is
+      the last ``\boxed{}`` of a turn without code (the turn ends at end-of-sequence).
+
+    See :meth:`for_chat`.
     """
 
     call_open: str = toy.CALL_OPEN
@@ -106,14 +123,21 @@ class TurnFormat:
     output_close: str = toy.OUTPUT_CLOSE
     system_prompt: str | None = None
     chat: bool = False
+    style: str = "tags"
 
     @classmethod
-    def for_chat(cls, tokenizer, system_prompt: str, call=("<code>", "</code>"),
+    def for_chat(cls, tokenizer, system_prompt: str, style: str = "fenced", call=("<code>", "</code>"),
                  answer=("<answer>", "</answer>")) -> TurnFormat:
-        """Derive the tool-output framing from the tokenizer's chat template."""
+        """The chat-model format: fenced TIR (default), or tags with the tool output framed
+        as a user message derived from the tokenizer's chat template."""
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("this tokenizer has no chat template; use an instruct model, set "
                              "tokenizer.chat_template, or use the plain toy TurnFormat()")
+        if style == "fenced":
+            return cls("```python\n", "```", "\\boxed{", "}", "\n```output\n", "\n```\n", system_prompt,
+                       chat=True, style="fenced")
+        if style != "tags":
+            raise ValueError(f"unknown tool format {style!r}; use 'fenced' or 'tags'")
         msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "@A@"},
                 {"role": "user", "content": "@OUT@"}]
         text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -124,7 +148,16 @@ class TurnFormat:
 
     def parse(self, text: str) -> tuple[str | None, str | None]:
         """(code, answer) of one turn; (None, None) if it has neither."""
+        if self.style == "fenced":
+            m = re.search(r"```python[ \t]*\n(.*?)```", text, re.S)
+            return (m.group(1), None) if m else (None, last_boxed(text))
         return toy.parse_turn(text, (self.call_open, self.call_close), (self.answer_open, self.answer_close))
+
+    def turn_ends(self, text: str) -> bool:
+        """Does the turn stop here? At a complete call; at a tags answer's close (a fenced
+        answer turn ends at end-of-sequence)."""
+        code, answer = self.parse(text)
+        return code is not None or (self.style == "tags" and answer is not None)
 
     def prompt_text(self, tokenizer, question: str) -> str:
         if not self.chat:
@@ -165,11 +198,18 @@ class RolloutEngine:
         self.cache_kw = cache_keyword(model)
         self.max_len = context_length(model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.stop_ids = {tokenizer.eos_token_id}
-        self.stop_texts = []
-        for s in (self.fmt.call_close, self.fmt.answer_close):
-            ids = tokenizer.encode(s, add_special_tokens=False)
-            (self.stop_ids.add(ids[0]) if len(ids) == 1 else self.stop_texts.append(s))
+        # A turn stops at end-of-sequence, at a single-token close marker (the toy's </c>),
+        # or when a sampled token that could complete a marker makes fmt.turn_ends true.
+        self.stop_ids, closes = {tokenizer.eos_token_id}, [self.fmt.call_close]
+        if self.fmt.style == "tags":
+            closes.append(self.fmt.answer_close)
+        for marker in list(closes):
+            ids = tokenizer.encode(marker, add_special_tokens=False)
+            if len(ids) == 1 and self.fmt.style == "tags":
+                self.stop_ids.add(ids[0])
+                closes.remove(marker)
+        pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))]) if closes else []
+        self.trigger_ids = {i for i, piece in enumerate(pieces) if any(m[-1] in piece for m in closes)}
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -200,8 +240,9 @@ class RolloutEngine:
                 self._generate_turn(active[i:i + self.batch_size])
             calls = [t for t in active if not t.done and t.turns[-1].code is not None]
             results = run_many([t.turns[-1].code for t in calls], self.executor, self.tool_workers,
-                               timeout_s=self.tool_timeout_s)
+                               [t.history for t in calls], timeout_s=self.tool_timeout_s)
             for traj, result in zip(calls, results):
+                traj.turns[-1].failed = result.error is not None
                 self._append_output(traj, result.render())
             finished = [t for t in active if t.done]
             for traj in finished:
@@ -260,7 +301,8 @@ class RolloutEngine:
                 if stopped[r]:
                     continue
                 new[r].append((int(tok), lp, h))
-                if int(tok) in self.stop_ids or (self.stop_texts and self._ends_with_stop(new[r])):
+                if int(tok) in self.stop_ids or (int(tok) in self.trigger_ids and self.fmt.turn_ends(
+                        self.tokenizer.decode([s[0] for s in new[r]]))):
                     stopped[r] = True
             keep = [i for i, r in enumerate(row_list) if not stopped[r]]
             if not keep:
@@ -281,14 +323,9 @@ class RolloutEngine:
             traj.entropies += [s[2] for s in sampled]
             code, answer = self.fmt.parse(self.tokenizer.decode([s[0] for s in sampled]))
             traj.turns.append(Turn(start, len(traj.token_ids), len(traj.token_ids), code, None, answer))
-            if answer is not None:
+            if code is None or not stop:  # an answer, a turn with neither, or out of tokens
                 traj.answer, traj.done = answer, True
-            elif code is None or not stop:  # malformed turn, or out of tokens
-                traj.truncated = traj.done = True
-
-    def _ends_with_stop(self, sampled: list[tuple]) -> bool:
-        tail = self.tokenizer.decode([s[0] for s in sampled[-8:]])
-        return any(tail.endswith(s) for s in self.stop_texts)
+                traj.truncated = answer is None or (not stop and code is not None)
 
     def _top_p(self, probs: torch.Tensor) -> torch.Tensor:
         """Zero out the tail beyond cumulative mass ``top_p`` (multinomial renormalizes)."""

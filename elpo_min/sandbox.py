@@ -11,10 +11,20 @@ returns a :class:`ToolResult`. Design choices, and what they buy:
 * **Scrubbed environment, no stdin.** The child sees ``PATH``/``LANG`` only and
   reads EOF from stdin.
 * **Audit hook (PEP 578).** Before the user's code runs, a hook refuses process
-  creation (fork, exec, subprocess, spawn), signals to other processes, ctypes,
+  creation (fork, exec, subprocess, spawn), signals to other processes, ctypes'
+  loading of libraries, symbol lookups and foreign calls (importing ctypes is allowed:
+  sympy needs its types),
   and any write, delete, rename or chmod outside the working directory.
 * **Notebook semantics.** The value of a final bare expression is printed, so
   ``2**100`` answers like a REPL would.
+* **State across calls, by replay.** A trajectory's later block sees the variables of
+  its earlier ones: the earlier blocks that succeeded are replayed first in the same
+  process with their output hidden. A fresh process per call keeps the limits per call
+  and makes a failed call unable to poison the next one; replay costs a little time.
+* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy`` and ``sympy``
+  import from the parent's site-packages (``-S`` alone would hide them), still under
+  the same rlimits and audit hook; a refused import raises ImportError, which libraries
+  that probe for optional modules (numpy for ctypes) handle.
 
 What it does *not* protect against: an attacker who finds a way around an
 audit hook from pure Python (audit hooks are a guard rail, not a security
@@ -30,6 +40,7 @@ subprocess per call (~12 ms) would dominate a CPU training step.
 from __future__ import annotations
 
 import ast
+import json
 import operator
 import os
 import resource
@@ -48,35 +59,49 @@ _root = os.path.realpath(os.getcwd())
 _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _DENY = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
          "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlopen",
-         "ctypes.dlsym", "pty.spawn", "os.setuid", "socket.connect", "socket.bind"}
+         "ctypes.dlsym", "ctypes.call_function", "pty.spawn", "os.setuid", "socket.connect", "socket.bind"}
 _PATHS = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown",
           "os.link", "os.symlink", "os.mkdir", "os.utime", "shutil.rmtree", "shutil.move"}
-_BANNED_IMPORTS = {"ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "_multiprocessing"}
+_BANNED_IMPORTS = {"multiprocessing", "_multiprocessing"}
+import _posixsubprocess  # sympy imports subprocess; its fork_exec raises no audit event
+def _no_processes(*args, **kwargs):
+    raise PermissionError("sandbox: starting processes is not allowed")
+_posixsubprocess.fork_exec = _no_processes
 def _inside(p):
     if isinstance(p, int):
         return True
     return os.path.realpath(os.fsdecode(p)).startswith(_root + os.sep)
 def _hook(event, args):
+    if event == "ctypes.dlopen" and args[0] is None:  # `import ctypes` opens the process itself
+        return
     if event in _DENY:
         raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "import" and args[0].split(".")[0] in _BANNED_IMPORTS:
-        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+    if event == "import" and args[0].split(".")[0] in _BANNED_IMPORTS:  # ImportError: numpy copes
+        raise ImportError(f"sandbox: importing {args[0]} is not allowed")
     if event == "open" and args[2] & _WRITE and not _inside(args[0]):
         raise PermissionError(f"sandbox: writing {args[0]} is outside the sandbox")
     if event in _PATHS and not all(_inside(a) for a in args[:2] if isinstance(a, (str, bytes))):
         raise PermissionError(f"sandbox: {event} outside the sandbox")
+sys.path += SITE_PATHS  # math, numpy, sympy: what TIR models import
 sys.addaudithook(_hook)
 del _hook
-_src = open("snippet.py").read()
-_tree = ast.parse(_src)
-_last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
+import contextlib, io, json
 _ns = {"__name__": "__main__"}
+for _block in json.load(open("history.json")):  # earlier calls of this trajectory, output hidden
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(_block, "<history>", "exec"), _ns)
+    except BaseException:
+        pass
+_tree = ast.parse(open("snippet.py").read())
+_last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
 exec(compile(_tree, "<tool>", "exec"), _ns)
 if _last is not None:
     _value = eval(compile(ast.Expression(_last.value), "<tool>", "eval"), _ns)
     if _value is not None:
         print(repr(_value))
 """
+_RUNNER = _RUNNER.replace("SITE_PATHS", repr([p for p in sys.path if p.endswith("-packages")]))
 
 
 @dataclass
@@ -120,11 +145,13 @@ def _last_error_line(stderr: str) -> str | None:
 
 
 def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
-               max_output_bytes: int = 4096) -> ToolResult:
+               max_output_bytes: int = 4096, history: list[str] | tuple = ()) -> ToolResult:
     """Run ``code`` in a fresh sandboxed interpreter.
 
     Args:
         code: Python source; a final bare expression is printed like a REPL.
+        history: earlier blocks of the same trajectory, replayed first with their output
+            hidden, so ``code`` sees their variables (the limits cover the replay too).
         timeout_s: wall-clock limit; the process group is killed when it passes.
         memory_mb: address-space limit of the child.
         max_output_bytes: stdout kept for the model (head), also the file-size limit.
@@ -136,12 +163,15 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
     try:
         with open(os.path.join(workdir, "snippet.py"), "w") as f:
             f.write(code)
+        with open(os.path.join(workdir, "history.json"), "w") as f:
+            json.dump(list(history), f)
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         file_limit = max_output_bytes + 65536
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-u", "-c", _RUNNER], cwd=workdir, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                                             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
                 start_new_session=True,
                 preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit))
             timed_out = False
@@ -215,21 +245,23 @@ def safe_arith(code: str, max_digits: int = 64) -> ToolResult:
 
 
 def run_many(codes: list[str], executor: str = "python", max_workers: int = 2,
-             **limits) -> list[ToolResult]:
+             histories: list | None = None, **limits) -> list[ToolResult]:
     """Run a batch of snippets through a bounded worker pool, results in input order.
 
     Args:
         codes: one snippet per pending tool call.
         executor: ``"python"`` (:func:`run_python`) or ``"arith"`` (:func:`safe_arith`).
         max_workers: concurrent sandboxes; keep it at or below the free cores.
+        histories: per snippet, the earlier blocks to replay (``run_python``'s ``history``).
         **limits: forwarded to :func:`run_python`.
     """
     if executor == "arith":
         return [safe_arith(c) for c in codes]
     if executor != "python":
         raise ValueError(f"unknown executor {executor!r}; use 'python' or 'arith'")
+    histories = histories or [()] * len(codes)
     if len(codes) <= 1:
-        return [run_python(c, **limits) for c in codes]
+        return [run_python(c, history=h, **limits) for c, h in zip(codes, histories)]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        return list(pool.map(lambda c: run_python(c, **limits), codes))
+        return list(pool.map(lambda ch: run_python(ch[0], history=ch[1], **limits), zip(codes, histories)))
 

@@ -144,9 +144,10 @@ def first_error_step(problem: Problem, tool_outputs: list[str]) -> int | None:
     return first
 
 
-def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
-                  p_syntax_error: float = 0.0) -> str:
-    """A worked trajectory (prompt excluded) with controlled mistakes.
+def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
+               p_syntax_error: float = 0.0) -> tuple[list[tuple[str, str]], int]:
+    """A worked solution as ``[(code, tool output), ...]`` and the final answer, with
+    controlled mistakes.
 
     Args:
         problem: the problem to solve.
@@ -155,7 +156,7 @@ def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.
             (irrecoverable: the chain goes on from the wrong value).
         p_syntax_error: per-step chance of a call that raises first, then a retry.
     """
-    text, current = "", problem.start
+    calls, current = [], problem.start
     for op, x in problem.ops:
         carried = str(current)
         if rng.random() < p_copy_error:
@@ -166,11 +167,28 @@ def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.
             carried = carried[:pos] + wrong + carried[pos + 1:]
         if rng.random() < p_syntax_error:
             broken = rng.choice([f"{carried}{op}{x})", f"{carried}{op}", f"({carried}{op}{x}"])
-            text += f"{CALL_OPEN}{broken}{CALL_CLOSE}" + render_output(safe_arith(broken).render())
+            calls.append((broken, safe_arith(broken).render()))
         code = f"{carried}{op}{x}"
         current = int(safe_arith(code).stdout)
-        text += f"{CALL_OPEN}{code}{CALL_CLOSE}" + render_output(str(current))
-    return text + f"{ANSWER_OPEN}{current}{ANSWER_CLOSE}"
+        calls.append((code, str(current)))
+    return calls, current
+
+
+def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
+                  p_syntax_error: float = 0.0) -> str:
+    """:func:`demo_steps` in the toy's tag format (prompt excluded)."""
+    calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error)
+    text = "".join(f"{CALL_OPEN}{code}{CALL_CLOSE}" + render_output(out) for code, out in calls)
+    return text + f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+def tir_demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
+                      p_syntax_error: float = 0.0) -> list[tuple[str, str | None]]:
+    """:func:`demo_steps` as fenced-TIR assistant pieces ``[(text, tool output | None)]``
+    for a chat model's cold start: one ```python block per step, then ``\\boxed{}``."""
+    calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error)
+    pieces = [(f"Step {i}:\n```python\n{code}\n```", out) for i, (code, out) in enumerate(calls, start=1)]
+    return pieces + [(f"The final answer is \\boxed{{{answer}}}.", None)]
 
 
 def write_jsonl(problems: list[Problem], path: str | Path) -> None:

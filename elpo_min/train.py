@@ -33,6 +33,7 @@ from .loss import clip_bounds, clipped_policy_loss, k3_kl
 from .metrics import evaluate, oracle_hits
 from .models import load_policy, token_logprobs
 from .rollout import RolloutEngine, TurnFormat, collate
+from .tasks import TIR_SYSTEM_PROMPT, load_task
 
 
 def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cpu") -> tuple[dict, dict]:
@@ -82,6 +83,22 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
             "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0,
             "t_crit_oracle_agree": sum(hits) / len(hits) if hits else None}
     return batch, info
+
+
+def make_engine(model, tokenizer, task, cfg: Config) -> RolloutEngine:
+    """The rollout engine for a task: the plain toy format, or a chat model's format."""
+    chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
+    if task.name != "toy" and not chat:
+        raise ValueError(f"task {task.name!r} needs an instruct model with a chat template (the tokenizer of "
+                         f"{cfg.model} has none); use --task toy, or an instruct model such as smollm2-135m")
+    fmt, question = TurnFormat(), (lambda p: p.prompt)
+    if chat:
+        prompt = TIR_SYSTEM_PROMPT if cfg.tool_format == "fenced" else toy.CHAT_SYSTEM_PROMPT
+        fmt, question = TurnFormat.for_chat(tokenizer, prompt, cfg.tool_format), task.question
+    executor = cfg.executor if cfg.executor != "auto" else ("arith" if task.name == "toy" and not chat else "python")
+    return RolloutEngine(model, tokenizer, fmt, question, task.check, executor=executor,
+                         temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                         max_turns=cfg.max_turns, batch_size=cfg.rollout_batch_size)
 
 
 def grpo_trees(engine: RolloutEngine, problems: list, n_total: int) -> list[PromptTree]:
@@ -204,14 +221,9 @@ def train(cfg: Config, resume: bool = False) -> dict:
     model.eval()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-    train_set = [toy.problem_from_row(r) for r in toy.load_problems(cfg.train_data)]
-    test_set = [toy.problem_from_row(r) for r in toy.load_problems(cfg.test_data, limit=cfg.eval_problems)]
-    fmt, question = TurnFormat(), (lambda p: p.prompt)
-    if cfg.chat:
-        fmt, question = TurnFormat.for_chat(tokenizer, toy.CHAT_SYSTEM_PROMPT), toy.chat_question
-    engine = RolloutEngine(model, tokenizer, fmt, question, executor=cfg.executor, temperature=cfg.temperature,
-                           top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
-                           batch_size=cfg.rollout_batch_size)
+    task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
+    train_set, test_set = task.train, task.test
+    engine = make_engine(model, tokenizer, task, cfg)
     bel_args = {k: getattr(cfg, k) for k in ("n_total", "b_max", "x_min", "x_max", "beta", "entropy_window")}
     order = random.Random(cfg.seed).sample(range(len(train_set)), len(train_set))
     log_path = out_dir / "metrics.jsonl"

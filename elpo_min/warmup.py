@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import toy
-from .models import build_tiny_policy, build_tiny_tokenizer
+from .models import build_tiny_policy, build_tiny_tokenizer, token_logprobs
 
 
 def action_mask_for(ids: list[int], tokenizer, prompt_len: int) -> list[int]:
@@ -140,3 +140,64 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     }
     (out_dir / "tiny_policy.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def chat_example(fmt, tokenizer, question: str, pieces: list[tuple[str, str | None]]
+                 ) -> tuple[list[int], list[int]]:
+    """Token ids and action mask of one chat demonstration, built the way the rollout engine
+    builds a trajectory: the prompt, then each assistant piece and its framed tool output,
+    each encoded on its own (so the ids at every turn boundary are the ones RL will see).
+
+    Args:
+        fmt: the :class:`~elpo_min.rollout.TurnFormat` (``TurnFormat.for_chat``).
+        question: the user message.
+        pieces: ``[(assistant text, tool output or None)]``, e.g. :func:`toy.tir_demonstration`.
+
+    Returns:
+        ``(ids, mask)``; mask is 1 on assistant tokens (and the closing end-of-sequence).
+    """
+    def encode(text):
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    ids = encode(fmt.prompt_text(tokenizer, question))
+    mask = [0] * len(ids)
+    for text, output in pieces:
+        ids += encode(text)
+        mask += [1] * (len(ids) - len(mask))
+        if output is not None:
+            ids += encode(fmt.output_open + output + fmt.output_close)
+            mask += [0] * (len(ids) - len(mask))
+    return ids + [tokenizer.eos_token_id], mask + [1]
+
+
+def cold_start(model, examples: list[tuple[list[int], list[int]]], steps: int, lr: float = 1e-4,
+               batch_size: int = 8, pad_id: int = 0, seed: int = 0, progress: bool = True) -> list[float]:
+    """Supervised pass on demonstrations before RL (the paper's cold start), loss on action tokens.
+
+    Uses the trainer's chunked :func:`~elpo_min.models.token_logprobs`, so a real vocabulary
+    never materializes ``[batch, length, vocab]`` logits.
+
+    Returns:
+        the loss of every step.
+    """
+    from tqdm import tqdm
+
+    from .rollout import Trajectory, collate
+
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    losses = []
+    model.train()
+    for _ in tqdm(range(steps), desc="cold start", disable=not progress):
+        chosen = rng.sample(examples, min(batch_size, len(examples)))
+        batch = collate([Trajectory(None, ids, mask, [0.0] * len(ids), [], 0) for ids, mask in chosen], pad_id,
+                        next(model.parameters()).device)
+        logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # [B, T]
+        loss = -(logp * batch["action_mask"]).sum() / batch["action_mask"].sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses

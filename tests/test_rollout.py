@@ -148,7 +148,7 @@ def test_chat_format_frames_tool_output_from_the_template(tiny_tokenizer):
     tok = tiny_tokenizer
     tok.chat_template = CHAT_TEMPLATE
     try:
-        fmt = TurnFormat.for_chat(tok, "Use <code> for Python.")
+        fmt = TurnFormat.for_chat(tok, "Use <code> for Python.", style="tags")
         assert fmt.output_open == "<eos><|user|>Output:\n"
         assert fmt.output_close == "<eos><|assistant|>"
         assert fmt.prompt_text(tok, "2+2?") == ("<|system|>Use <code> for Python.<eos>"

@@ -138,3 +138,34 @@ def test_safe_arith_refuses_anything_but_arithmetic():
         r = safe_arith(code)
         assert r.error and r.stdout == "", code
     assert safe_arith("9" * 40 + "*" + "9" * 40).error.startswith("OverflowError")
+
+
+def test_state_carries_across_calls_of_a_trajectory_and_replay_is_silent():
+    result = run_python("print(total + 1)", history=["total = 41", "print('replayed, not shown')"])
+    assert result.stdout == "42\n" and result.error is None
+
+
+def test_a_failed_call_does_not_poison_the_next():
+    # the engine replays only the calls that succeeded; a failing block in history is skipped too
+    result = run_python("x * 2", history=["x = 5", "x = 1 / 0", "y = undefined_name"])
+    assert result.stdout == "10\n" and result.error is None
+
+
+def test_history_is_under_the_same_limits():
+    result = run_python("print('never')", history=["while True: pass"], timeout_s=1.0)
+    assert result.timed_out and "never" not in result.stdout
+
+
+def test_tir_imports_work_under_the_hook():
+    result = run_python("import math, fractions, itertools, numpy, sympy\n"
+                        "print(sympy.Rational(3, 4) + fractions.Fraction(1, 4), int(numpy.arange(5).sum()))")
+    assert result.error is None and result.stdout == "1 10\n"
+
+
+@pytest.mark.parametrize("code", ["import ctypes; ctypes.CDLL('libc.so.6')",
+                                  "import ctypes; ctypes.CDLL(None).system(b'true')",
+                                  "import subprocess; subprocess.run(['true'])",
+                                  "import _posixsubprocess as p; p.fork_exec()"])
+def test_ctypes_and_process_creation_stay_refused(code):
+    result = run_python(code)
+    assert result.error is not None and "PermissionError" in result.error

@@ -25,7 +25,7 @@ class Config:
     lora_alpha: int = 32
     load_in_4bit: bool = False
     dtype: str = "float32"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = None  # None: on when training on a GPU
     device: str = "auto"
     # task and rollouts
     task: str = "toy"  # "toy", "gsm" (shipped offline) or "hf:<dataset>" (GSM8K or MATH layout)
@@ -62,7 +62,8 @@ class Config:
     max_grad_norm: float = 1.0
     ppo_epochs: int = 1
     minibatch_size: int = 64
-    logprob_chunk: int = 256
+    micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: the mini-batch
+    logprob_chunk: int = 1024  # tokens per output-head chunk (each recomputed in backward)
     time_limit_s: float = 0.0  # > 0: stop training after this many seconds
     # evaluation, logging, checkpoints
     eval_every: int = 15
@@ -120,6 +121,8 @@ class Config:
             (self.temperature > 0 and 0 < self.top_p <= 1, "temperature/top_p", "need T > 0, 0 < top_p <= 1"),
             (self.prompts_per_step >= 1 and self.minibatch_size >= 1 and self.ppo_epochs >= 1,
              "prompts_per_step/minibatch_size/ppo_epochs", "must be >= 1"),
+            (self.micro_batch_size >= 0 and self.logprob_chunk >= 1, "micro_batch_size/logprob_chunk",
+             "need micro_batch_size >= 0 (0: whole mini-batch) and logprob_chunk >= 1"),
             (self.lr > 0 and self.kl_coef >= 0, "lr/kl_coef", "need lr > 0 and kl_coef >= 0"),
             (self.kl_coef == 0 or self.lora_rank > 0, "kl_coef",
              "the KL reference is the model with its LoRA adapter disabled: set lora_rank > 0"),

@@ -20,8 +20,8 @@ def clip_bounds(elc_mask: torch.Tensor, eps_low: float = 0.2, eps_elc: float = 0
 
 def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                         mask: torch.Tensor, eps_low: float | torch.Tensor, eps_high: float,
-                        aggregation: str = "seq-mean-token-mean", region: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, dict]:
+                        aggregation: str = "seq-mean-token-mean", region: torch.Tensor | None = None,
+                        normalizer: float | None = None) -> tuple[torch.Tensor, dict]:
     """Minus the clipped surrogate objective.
 
     Args:
@@ -32,6 +32,10 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
             masked token mean) or ``"token-mean"`` (DAPO: mean over all action tokens).
             Sequences without action tokens are left out, never divided by zero.
         region: optional [B, T] 0/1 mask (e.g. the ELC suffix) for split clip stats.
+        normalizer: the denominator when these rows are part of a larger batch (micro-batches,
+            data-parallel ranks): that batch's action-token count (``token-mean``) or its
+            number of sequences with action tokens (``seq-mean-token-mean``). The parts'
+            losses then add up to the whole batch's loss. Default: this call's own count.
 
     Returns:
         ``(loss, stats)``: the scalar to minimize and a dict of floats (``clip_frac``,
@@ -48,11 +52,13 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
     objective = torch.minimum(ratio * advantages, clipped * advantages)  # [B, T]
     tokens = mask.sum(-1)  # [B]
     if aggregation == "token-mean":
-        loss = -(objective * mask).sum() / tokens.sum().clamp(min=1.0)
+        total = tokens.sum().clamp(min=1.0) if normalizer is None else normalizer
+        loss = -(objective * mask).sum() / total
     else:
         has_tokens = tokens > 0  # [B]
         per_seq = (objective * mask).sum(-1) / tokens.clamp(min=1.0)  # [B]
-        loss = -(per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1)
+        total = has_tokens.sum().clamp(min=1) if normalizer is None else normalizer
+        loss = -(per_seq * has_tokens).sum() / total
 
     with torch.no_grad():
         n = mask.sum().clamp(min=1.0)

@@ -7,8 +7,8 @@
   causal LM, optionally wrapped in a LoRA adapter (peft) and loaded in 4-bit nf4
   (bitsandbytes).
 * :func:`token_logprobs`: log-probs and entropies of given tokens under the policy,
-  chunked over positions so no ``[batch, length, vocab]`` fp32 tensor is ever made
-  (vocabularies of 150k x 4k tokens would not fit a consumer GPU).
+  chunked over tokens and recomputed in backward, so no ``[batch, length, vocab]``
+  fp32 tensor is ever made or kept (150k x 8k tokens would not fit a consumer GPU).
 
 A local directory's ``tokenizer.json`` is loaded with ``PreTrainedTokenizerFast``:
 ``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer,
@@ -162,33 +162,65 @@ def context_length(model) -> int:
     return int(getattr(config, "max_position_embeddings", None) or 2048)
 
 
+def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
+                    with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(target) = logit[target] - logsumexp(logits) (and the entropy) for c tokens."""
+    logits = head(hidden).float() / temperature  # [c, V]
+    log_z = logits.logsumexp(-1)  # [c]
+    logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
+    if not with_entropy:
+        return logp, None
+    probs = (logits - log_z[:, None]).exp()  # [c, V]
+    return logp, log_z - (probs * logits).sum(-1)  # H = log Z - sum_j p_j logit_j
+
+
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   temperature: float = 1.0, chunk: int = 256, with_entropy: bool = False):
+                   temperature: float = 1.0, chunk: int = 1024, with_entropy: bool = False,
+                   target_mask: torch.Tensor | None = None):
     """Teacher-forced log-prob (and entropy) of every token given its prefix.
+
+    Memory: the ``[tokens, vocab]`` logits exist one chunk at a time. Chunks are over
+    *tokens* (the wanted positions of all rows, flattened), and under autograd each chunk
+    is recomputed in backward (activation checkpointing), so only the hidden states and
+    one float per token are kept; a 150k vocabulary x 8k tokens (5 GB in fp32) is never
+    held. With ``target_mask`` only the positions that need a log-prob (action tokens)
+    go through the output head at all.
 
     Args:
         model: a causal LM (peft-wrapped or not).
         input_ids: [B, T] token ids, left- or right-padded.
         attention_mask: [B, T] 1 on real tokens.
         temperature: the sampling temperature the tokens were drawn at.
-        chunk: positions per log-softmax chunk.
+        chunk: tokens per output-head chunk.
         with_entropy: also return the full-vocabulary entropy at each position.
+        target_mask: [B, T] 1 where a log-prob is wanted (default: every position but 0).
 
     Returns:
-        logp [B, T] where ``logp[:, t]`` scores ``input_ids[:, t]`` (position 0 gets 0),
+        logp [B, T] where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted),
         and entropy [B, T] (same alignment) if asked.
     """
+    from torch.utils.checkpoint import checkpoint
+
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
     hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
                                  position_ids=position_ids).last_hidden_state  # [B, T, H]
     head = model.get_output_embeddings()
+    wanted = torch.ones_like(input_ids, dtype=torch.bool) if target_mask is None else target_mask.bool()  # [B, T]
+    wanted[:, 0] = False  # position 0 has no prefix
+    rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens
+    states = hidden[rows, cols - 1]  # [N, H]: the state before each wanted token
+    targets = input_ids[rows, cols]  # [N]
     logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
     entropy = torch.zeros_like(logp) if with_entropy else None
-    for s in range(0, input_ids.shape[1] - 1, chunk):
-        e = min(s + chunk, input_ids.shape[1] - 1)
-        logits = head(hidden[:, s:e]).float() / temperature  # [B, c, V]
-        log_probs = logits.log_softmax(-1)  # [B, c, V]
-        logp[:, s + 1:e + 1] = log_probs.gather(-1, input_ids[:, s + 1:e + 1, None]).squeeze(-1)
+    pieces = []
+    for s in range(0, len(targets), chunk):
+        args = (head, states[s:s + chunk], targets[s:s + chunk], temperature, with_entropy)
+        if torch.is_grad_enabled() and states.requires_grad:
+            pieces.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logprobs(*args))
+    if pieces:
+        logp = logp.index_put((rows, cols), torch.cat([p[0] for p in pieces]))
         if with_entropy:
-            entropy[:, s + 1:e + 1] = -(log_probs.exp() * log_probs).sum(-1)
+            entropy[rows, cols] = torch.cat([p[1] for p in pieces]).detach()
     return (logp, entropy) if with_entropy else logp

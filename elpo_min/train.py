@@ -29,6 +29,7 @@ from . import toy
 from .advantages import build_tree, hierarchical_advantages
 from .bel import PromptTree, build_trees
 from .config import Config
+from .distributed import LogProbs, Runtime, runtime
 from .loss import clip_bounds, clipped_policy_loss, k3_kl
 from .metrics import evaluate, oracle_hits
 from .models import load_policy, token_logprobs
@@ -107,36 +108,65 @@ def grpo_trees(engine: RolloutEngine, problems: list, n_total: int) -> list[Prom
     return [PromptTree(p, trajectories=g, rollouts=len(g)) for p, g in zip(problems, groups)]
 
 
-def policy_update(model, optimizer, batch: dict, cfg: Config) -> dict:
-    """PPO-style epochs over shuffled mini-batches of sequences; returns mean stats."""
+def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | None = None) -> dict:
+    """PPO-style epochs over shuffled mini-batches of sequences; returns mean stats.
+
+    Each mini-batch is one optimizer step. It may be split into micro-batches of
+    ``cfg.micro_batch_size`` sequences (gradient accumulation): every micro-batch's loss
+    is divided by the whole mini-batch's count (summed over data-parallel ranks), so
+    the accumulated gradient is exactly the one-pass gradient.
+
+    Args:
+        forward: the policy, or :class:`~elpo_min.distributed.LogProbs` around it
+            (DDP-wrapped when distributed, see :meth:`Runtime.prepare`).
+        optimizer: over the trainable parameters.
+        batch: from :func:`training_batch`.
+        cfg: the run's config.
+        rt: the data-parallel runtime (single process when None).
+    """
+    rt = rt or Runtime()
+    if not isinstance(getattr(forward, "module", forward), LogProbs):  # a bare model is fine too
+        forward = LogProbs(forward)
+    model = getattr(forward, "module", forward).model
+    params = [p for p in model.parameters() if p.requires_grad]
     eps_low = clip_bounds(batch["elc_mask"], cfg.eps_low, cfg.eps_elc if cfg.algo == "elpo" else 0.0)
+    token_mean = cfg.aggregation == "token-mean"
     totals, count = {}, 0
     model.train()
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(batch["input_ids"].shape[0])
         for start in range(0, len(order), cfg.minibatch_size):
             idx = order[start:start + cfg.minibatch_size]
-            mb = {k: v[idx] for k, v in batch.items()}
-            width = int(mb["attention_mask"].sum(-1).max())  # drop common right padding
-            mb = {k: v[:, :width] for k, v in mb.items()}
-            logp = token_logprobs(model, mb["input_ids"], mb["attention_mask"], cfg.temperature,
-                                  cfg.logprob_chunk)  # [b, T]
-            loss, stats = clipped_policy_loss(logp, mb["old_logp"], mb["advantages"], mb["action_mask"],
-                                              eps_low[idx][:, :width], cfg.eps_high, cfg.aggregation,
-                                              region=mb["elc_mask"])
-            if cfg.kl_coef > 0:
-                with torch.no_grad(), model.disable_adapter():
-                    ref = token_logprobs(model, mb["input_ids"], mb["attention_mask"], cfg.temperature,
-                                         cfg.logprob_chunk)
-                kl = k3_kl(logp, ref, mb["action_mask"])
-                loss = loss + cfg.kl_coef * kl
-                stats["kl_ref"] = kl.item()
+            tokens = batch["action_mask"][idx].sum(-1)  # [b]
+            all_tokens, all_seqs = rt.all_sum([tokens.sum().item(), (tokens > 0).sum().item()])
+            normalizer = max(all_tokens if token_mean else all_seqs, 1.0)
+            micro = cfg.micro_batch_size or len(idx)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm))
+            stats, n_micro = {"loss": 0.0}, -(-len(idx) // micro)
+            for m in range(0, len(idx), micro):
+                rows = idx[m:m + micro]
+                mb = {k: v[rows] for k, v in batch.items()}
+                width = int(mb["attention_mask"].sum(-1).max())  # drop common right padding
+                mb = {k: v[:, :width] for k, v in mb.items()}
+                with rt.no_sync(forward, sync=m + micro >= len(idx)):
+                    logp = forward(mb["input_ids"], mb["attention_mask"], mb["action_mask"], cfg.temperature,
+                                   cfg.logprob_chunk)  # [b, T]
+                    loss, part = clipped_policy_loss(logp, mb["old_logp"], mb["advantages"], mb["action_mask"],
+                                                     eps_low[rows][:, :width], cfg.eps_high, cfg.aggregation,
+                                                     region=mb["elc_mask"], normalizer=normalizer)
+                    if cfg.kl_coef > 0:
+                        with torch.no_grad(), model.disable_adapter():
+                            ref = token_logprobs(model, mb["input_ids"], mb["attention_mask"], cfg.temperature,
+                                                 cfg.logprob_chunk, target_mask=mb["action_mask"])
+                        kl = k3_kl(logp, ref, mb["action_mask"]) * mb["action_mask"].sum() / max(all_tokens, 1.0)
+                        loss = loss + cfg.kl_coef * kl
+                        part["kl_ref"] = kl.item()
+                    rt.backward(loss * rt.world_size)  # DDP averages over ranks; the global loss is their sum
+                part["loss"] = loss.item()
+                for k, v in part.items():
+                    stats[k] = stats.get(k, 0.0) + (v if k in ("loss", "kl_ref") else v / n_micro)
+            stats["grad_norm"] = rt.clip_grad_norm(params, cfg.max_grad_norm)
             optimizer.step()
-            stats["loss"] = loss.item()
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v
             count += 1
@@ -158,15 +188,19 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, step: int, cfg: Config) -> None:
-    """Write ``out_dir/checkpoint`` atomically: build it aside, then swap it in."""
+def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, step: int, cfg: Config,
+                    rng_states: list | None = None) -> None:
+    """Write ``out_dir/checkpoint`` atomically: build it aside, then swap it in.
+
+    ``rng_states`` holds one RNG state per data-parallel rank (default: this process's).
+    """
     tmp = out_dir / f".checkpoint-{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp / "model")  # full model, or the LoRA adapter only
     tokenizer.save_pretrained(tmp / "model")
     trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
     torch.save({"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(),
-                "rng": _rng_state()}, tmp / "trainer_state.pt")
+                "rng": rng_states or [_rng_state()]}, tmp / "trainer_state.pt")
     (tmp / "config.json").write_text(json.dumps(vars(cfg), indent=2))
     final, old = out_dir / "checkpoint", out_dir / f".checkpoint-old-{step}"
     if final.exists():
@@ -175,8 +209,9 @@ def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, step: int, cfg: 
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(out_dir: Path, model, optimizer) -> int:
-    """Restore weights, optimizer and RNG states; returns the step to continue from."""
+def load_checkpoint(out_dir: Path, model, optimizer, rt: Runtime | None = None) -> int:
+    """Restore weights, optimizer and this rank's RNG state; returns the step to continue from."""
+    rt = rt or Runtime()
     path = out_dir / "checkpoint" / "trainer_state.pt"
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist (start without --resume)")
@@ -186,105 +221,147 @@ def load_checkpoint(out_dir: Path, model, optimizer) -> int:
         for name, value in state["trainable"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"])
+    rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+    if len(rngs) == rt.world_size:
+        _set_rng_state(rngs[rt.rank])
+    else:
+        print(f"warning: the checkpoint holds RNG states for {len(rngs)} process(es), this run has "
+              f"{rt.world_size}: it resumes with fresh seeds, so rollouts differ from an uninterrupted run")
+        torch.manual_seed(1_000_003 * state["step"] + rt.rank)
     return state["step"]
 
 
-def held_out_success(engine, problems, seed: int) -> dict:
-    """Held-out pass@1 with its own RNG stream, so evaluating never perturbs training."""
+def held_out_success(engine, problems, seed: int, rt: Runtime | None = None) -> dict:
+    """Held-out pass@1 with its own RNG stream, so evaluating never perturbs training;
+    sharded over data-parallel ranks and summed."""
+    rt = rt or Runtime()
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-        torch.manual_seed(seed)
-        summary = evaluate(engine, problems, k=1, progress=False)
-    return {k: summary[k] for k in ("success_rate", "tool_calls_per_problem", "tool_calls_per_solved",
-                                    "truncated_rate")}
+        torch.manual_seed(seed + rt.rank)
+        trajs = [t for g in engine.rollout([engine.start(p) for p in rt.shard(problems)], 1) for t in g]
+    solved = [t for t in trajs if t.success]
+    n, n_solved, calls, solved_calls, truncated = rt.all_sum(
+        [len(trajs), len(solved), sum(t.num_steps for t in trajs), sum(t.num_steps for t in solved),
+         sum(t.truncated for t in trajs)])
+    return {"success_rate": n_solved / n, "tool_calls_per_problem": calls / n,
+            "tool_calls_per_solved": solved_calls / max(n_solved, 1), "truncated_rate": truncated / n}
 
 
 def train(cfg: Config, resume: bool = False) -> dict:
-    """Train with ELPO or GRPO; returns ``{"before": ..., "after": ..., "log": path}``."""
+    """Train with ELPO or GRPO; returns ``{"before": ..., "after": ..., "log": path}``.
+
+    Runs as one process, or as one rank of a data-parallel launch (``torchrun`` /
+    ``accelerate launch``; see :mod:`elpo_min.distributed`).
+    """
     from tqdm import tqdm
 
     from .plots import plot_learning_curve
 
     cfg.validate()
+    rt = runtime()
+    if cfg.prompts_per_step % rt.world_size:
+        raise ValueError(f"config field prompts_per_step: {cfg.prompts_per_step} prompts cannot be split over "
+                         f"{rt.world_size} processes; make it a multiple of the world size (it is global)")
     torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)  # the same on every rank: identical LoRA initialization
+    device = cfg.device if cfg.device != "auto" else (
+        str(rt.accelerator.device) if rt.accelerator else "cuda" if torch.cuda.is_available() else "cpu")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_policy(cfg.model, cfg.lora_rank, cfg.lora_alpha, cfg.load_in_4bit, cfg.dtype,
                                    cfg.gguf_file, device)
-    if cfg.gradient_checkpointing:
+    if cfg.gradient_checkpointing or (cfg.gradient_checkpointing is None and device.startswith("cuda")):
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable()  # renamed in transformers 5.2x
+        enable({"use_reentrant": False})  # renamed in transformers 5.2x; non-reentrant works under DDP
         model.config.use_cache = True  # the rollout engine still decodes with a cache
     model.eval()
+    if rt.world_size > 1:
+        torch.manual_seed(cfg.seed + rt.rank)  # each rank samples its own rollouts
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
+    forward, optimizer = rt.prepare(model, optimizer)
     task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
     train_set, test_set = task.train, task.test
     engine = make_engine(model, tokenizer, task, cfg)
     bel_args = {k: getattr(cfg, k) for k in ("n_total", "b_max", "x_min", "x_max", "beta", "entropy_window")}
     order = random.Random(cfg.seed).sample(range(len(train_set)), len(train_set))
     log_path = out_dir / "metrics.jsonl"
-    start_step = load_checkpoint(out_dir, model, optimizer) if resume else 0
-    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
-            if json.loads(line)["step"] <= start_step]  # steps after the checkpoint are redone
-    log_path.write_text("".join(line + "\n" for line in kept))
-    log = open(log_path, "a", buffering=1)
+    start_step = load_checkpoint(out_dir, model, optimizer, rt) if resume else 0
+    log = None
+    if rt.is_main:
+        kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
+                if json.loads(line)["step"] <= start_step]  # steps after the checkpoint are redone
+        log_path.write_text("".join(line + "\n" for line in kept))
+        log = open(log_path, "a", buffering=1)
 
     def write(record: dict) -> None:
-        log.write(json.dumps(record) + "\n")
+        if log:
+            log.write(json.dumps(record) + "\n")
 
-    before = None
+    def evaluate_now() -> dict:
+        with rt.full_weights(forward):
+            return held_out_success(engine, test_set, cfg.seed + 1, rt)
+
+    def checkpoint(step: int, rngs: list | None = None) -> None:
+        rngs = rngs or rt.gather(_rng_state())
+        with rt.full_weights(forward):
+            if rt.is_main:
+                save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg, rngs)
+        rt.barrier()
+
+    before, last = None, {}
     if start_step == 0:
-        before = held_out_success(engine, test_set, cfg.seed + 1)
-        write({"step": 0, "eval": before, "rollouts": 0, "time_s": 0.0})
+        before = evaluate_now()
+        write({"step": 0, "eval": before, "rollouts": 0, "time_s": 0.0, "world_size": rt.world_size})
     step, started = start_step, time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {cfg.algo}", disable=not cfg.progress)
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {cfg.algo}", disable=not (cfg.progress and rt.is_main))
     try:
         while step < cfg.steps:
-            if cfg.time_limit_s and time.perf_counter() - started > cfg.time_limit_s:
+            if cfg.time_limit_s and rt.all_sum([time.perf_counter() - started > cfg.time_limit_s])[0]:
                 break
             tick = time.perf_counter()
-            problems = [train_set[order[(step * cfg.prompts_per_step + i) % len(order)]]
-                        for i in range(cfg.prompts_per_step)]
-            if cfg.algo == "elpo":
-                trees = build_trees(engine, problems, **bel_args)
-            else:
-                trees = grpo_trees(engine, problems, cfg.n_total)
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            problems = rt.shard([train_set[order[(step * cfg.prompts_per_step + i) % len(order)]]
+                                 for i in range(cfg.prompts_per_step)])
+            with rt.full_weights(forward):
+                if cfg.algo == "elpo":
+                    trees = build_trees(engine, problems, **bel_args)
+                else:
+                    trees = grpo_trees(engine, problems, cfg.n_total)
             rollout_s = time.perf_counter() - tick
             batch, info = training_batch(trees, cfg, tokenizer.pad_token_id, device)
             saved_step, step = step, None  # weights are mid-update until the step completes
-            stats = policy_update(model, optimizer, batch, cfg)
+            stats = policy_update(forward, optimizer, batch, cfg, rt)
             step = saved_step + 1
             full = [t for tree in trees for t in tree.trajectories if id(t) not in tree.parents]
-            record = {"step": step, "algo": cfg.algo, **info, **stats,
-                      "train_success": sum(t.success for t in full) / len(full),
-                      "rollouts_per_prompt": sum(tr.rollouts for tr in trees) / len(trees),
-                      "rollout_s": rollout_s, "step_s": time.perf_counter() - tick,
-                      "time_s": time.perf_counter() - started, "peak_mem_mb": _peak_memory_mb()}
+            last = rt.reduce_record({
+                "step": step, "algo": cfg.algo, **info, **stats,
+                "train_success": sum(t.success for t in full) / len(full),
+                "rollouts_per_prompt": sum(tr.rollouts for tr in trees) / len(trees),
+                "rollout_s": rollout_s, "step_s": time.perf_counter() - tick,
+                "time_s": time.perf_counter() - started, "peak_mem_mb": _peak_memory_mb()})
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                record["eval"] = held_out_success(engine, test_set, cfg.seed + 1)
-            write(record)
+                last["eval"] = evaluate_now()
+            write(last)
             if step % cfg.save_every == 0:
-                save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
+                checkpoint(step)
             bar.update(1)
-            bar.set_postfix(success=f"{record['train_success']:.2f}", clip=f"{stats.get('clip_frac', 0):.3f}")
+            bar.set_postfix(success=f"{last['train_success']:.2f}", clip=f"{stats.get('clip_frac', 0):.3f}")
     except BaseException:
-        if step is not None:  # interrupted between steps: keep what was learned
+        if step is not None and rt.is_main:  # interrupted between steps: keep what was learned
             save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
         raise
     finally:
         bar.close()
-    last = json.loads(log_path.read_text().strip().splitlines()[-1])
-    after = last.get("eval") or held_out_success(engine, test_set, cfg.seed + 1)
+    after = last.get("eval") or (before if step == 0 else None) or evaluate_now()
     if "eval" not in last:
-        write({"step": step, "eval": after, "time_s": time.perf_counter() - started})
-    if step % cfg.save_every or not (out_dir / "checkpoint").exists():  # else the loop saved this step
-        save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg)
-    log.close()
-    plot_learning_curve([log_path], out_dir / "learning_curve.png")
+        write({"step": step, "eval": after, "time_s": time.perf_counter() - started, "world_size": rt.world_size})
+    if not (step > start_step and step % cfg.save_every == 0) and not (resume and step == start_step):
+        checkpoint(step)  # else the loop saved this step, or it is the checkpoint we resumed from
+    if log:
+        log.close()
+        plot_learning_curve([log_path], out_dir / "learning_curve.png")
     return {"before": before, "after": after, "log": str(log_path), "steps": step}
 
 

@@ -1,0 +1,141 @@
+"""Data parallelism on torch.distributed, launched by ``accelerate launch`` or ``torchrun``.
+
+What each rank does (SPEC 3 keeps BEL per prompt, so nothing about the algorithm is global):
+
+* the step's ``prompts_per_step`` prompts are split into equal contiguous shards; a BEL
+  tree never spans ranks, so trees, advantages and ELC masks are built locally;
+* the loss is the *global* one: each rank divides by the global action-token count
+  (``token-mean``) or the global count of sequences with action tokens
+  (``seq-mean-token-mean``), one all-reduce per mini-batch, and scales by the world
+  size because DDP averages gradients. N ranks therefore take exactly the update one
+  process would take on the union of their batches (tests/test_distributed.py);
+* evaluation is sharded and its counts summed; step records are gathered to rank 0;
+* rank 0 alone writes ``metrics.jsonl``, the learning curve and checkpoints, and shows
+  the progress bar; RNG states are saved per rank, so resume is exact at the same size.
+
+A plain ``python -m elpo_min train`` never imports accelerate: :func:`runtime` returns the
+single-process :class:`Runtime`, whose collectives are identities.
+
+Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts
+(:meth:`Runtime.full_weights`): generation needs every weight on every rank, and a LoRA
+policy's full weights fit one GPU by construction. ZeRO-2 and DDP keep weights replicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .models import token_logprobs
+
+SUMMED = {"sequences", "unprobed", "loss", "rollouts", "kl_ref"}  # everything else is averaged over ranks
+
+
+class LogProbs(torch.nn.Module):
+    """The training forward as one module call, so DDP/FSDP hooks see it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self._no_split_modules = getattr(model, "_no_split_modules", None)  # FSDP auto-wrap
+
+    def forward(self, input_ids, attention_mask, target_mask, temperature: float = 1.0, chunk: int = 1024):
+        return token_logprobs(self.model, input_ids, attention_mask, temperature, chunk, target_mask=target_mask)
+
+
+@dataclass
+class Runtime:
+    """Who this process is, and the few collectives training needs."""
+
+    rank: int = 0
+    world_size: int = 1
+    accelerator: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def prepare(self, model, optimizer):
+        """``(training forward, optimizer)``, wrapped for DDP/FSDP/DeepSpeed when distributed."""
+        forward = LogProbs(model)
+        if self.accelerator is None:
+            return forward, optimizer
+        return self.accelerator.prepare(forward, optimizer)
+
+    def shard(self, items: list) -> list:
+        """This rank's contiguous share of ``items``."""
+        n = len(items) // self.world_size
+        return items[self.rank * n:(self.rank + 1) * n] if n else items[self.rank::self.world_size]
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return [float(v) for v in values]
+        t = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def gather(self, obj) -> list:
+        if self.world_size == 1:
+            return [obj]
+        out = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss.backward if self.accelerator is None else lambda: self.accelerator.backward(loss))()
+
+    def no_sync(self, forward, sync: bool):
+        """Skip the gradient all-reduce on all but the last micro-batch of a mini-batch."""
+        return contextlib.nullcontext() if sync or self.accelerator is None else self.accelerator.no_sync(forward)
+
+    def clip_grad_norm(self, params, max_norm: float) -> float:
+        if self.accelerator is None:
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        return float(self.accelerator.clip_grad_norm_(params, max_norm))
+
+    def full_weights(self, forward):
+        """A context in which the policy's weights are whole on this rank (for generation)."""
+        if self.accelerator is None:
+            return contextlib.nullcontext()
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        if isinstance(forward, FSDP):
+            return FSDP.summon_full_params(forward, writeback=False)
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        if plugin is not None and plugin.zero_stage == 3:
+            import deepspeed
+
+            return deepspeed.zero.GatheredParameters(list(forward.parameters()))
+        return contextlib.nullcontext()
+
+    def reduce_record(self, record: dict) -> dict:
+        """One step record from every rank's: counts summed, the rest averaged (None skipped)."""
+        if self.world_size == 1:
+            return {**record, "world_size": 1}
+        records, out = self.gather(record), {}
+        for key in record:
+            values = [r[key] for r in records if r.get(key) is not None]
+            numeric = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            out[key] = (sum(values) if key in SUMMED else sum(values) / len(values)) if numeric else record[key]
+        return {**out, "world_size": self.world_size}
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+
+def runtime() -> Runtime:
+    """The single-process runtime, or (under a launcher that set ``WORLD_SIZE`` > 1) an
+    accelerate one: gloo on CPU, NCCL on GPUs, FSDP/DeepSpeed as its config says."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Runtime()
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        raise ImportError("a multi-process launch needs accelerate: pip install 'elpo_min[dist]'") from None
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    return Runtime(accelerator.process_index, accelerator.num_processes, accelerator)

@@ -1,0 +1,80 @@
+"""Data parallel on CPU (gloo, 2 processes via torchrun): the same update as one process on
+the union batch, exact resume at the same world size, rank-0-only files written once."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("accelerate")
+HERE = Path(__file__).resolve().parent
+
+
+def launch(args: list[str], cwd: Path, timeout: int = 300) -> str:
+    """``torchrun --standalone --nproc_per_node 2`` (a free port of its own), one thread each."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from dist_update_worker import main
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    main(str(tmp_path / "one"), 0)  # this process: all 4 prompts' trees, one pass
+    launch([str(HERE / "dist_update_worker.py"), str(tmp_path / "two"), "3"], tmp_path)  # 2 ranks, micro-batches
+    for name in ("elpo_seq-mean-token-mean", "elpo_token-mean", "grpo_seq-mean-token-mean", "grpo_token-mean"):
+        one, two = (torch.load(tmp_path / d / f"{name}.pt") for d in ("one", "two"))
+        assert one["sequences"] == two["sequences"] == 16
+        assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7), name
+        assert one["loss"] != 0.0
+        for a, b in zip(one["params"], two["params"]):
+            assert torch.allclose(a, b, atol=1e-6), name
+
+
+RUN = ["--steps", "2", "--prompts_per_step", "2", "--n_total", "4", "--b_max", "2", "--eval_problems", "6",
+       "--eval_every", "2", "--save_every", "1", "--threads", "1", "--progress", "false"]
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_once(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch(["-m", "elpo_min", "train", *RUN, "--out_dir", str(straight)], tmp_path)
+    launch(["-m", "elpo_min", "train", *RUN, "--steps", "1", "--out_dir", str(resumed)], tmp_path)
+    launch(["-m", "elpo_min", "train", *RUN, "--out_dir", str(resumed), "--resume"], tmp_path)
+
+    log = records(straight)
+    assert [r["step"] for r in log] == [0, 1, 2]  # one line per step: rank 1 wrote nothing
+    assert all(r["world_size"] == 2 for r in log)
+    assert log[1]["sequences"] == 2 * 4 and log[1]["rollouts_per_prompt"] == 4
+    assert 0.0 <= log[-1]["eval"]["success_rate"] <= 1.0
+    assert sorted(p.name for p in straight.iterdir()) == ["checkpoint", "learning_curve.png", "metrics.jsonl"]
+    state = {d: torch.load(d / "checkpoint" / "trainer_state.pt", weights_only=False) for d in (straight, resumed)}
+    assert len(state[straight]["rng"]) == 2  # one RNG state per rank
+    for name, value in state[straight]["trainable"].items():
+        assert torch.equal(value, state[resumed]["trainable"][name]), name
+    again = records(resumed)
+    assert [r["step"] for r in again] == [0, 1, 2]
+    for key in ("loss", "train_success", "clip_frac", "sequences"):
+        assert again[2][key] == log[2][key], key
+    assert again[2]["eval"] == log[2]["eval"]
+
+
+def test_world_size_that_does_not_divide_prompts_per_step_fails_at_start(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "elpo_min", "train", "--prompts_per_step", "3", "--out_dir", str(tmp_path / "run")]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "prompts_per_step: 3 prompts cannot be split over 2 processes" in done.stdout + done.stderr

@@ -31,7 +31,7 @@ from .bel import PromptTree, build_trees
 from .config import Config
 from .distributed import LogProbs, Runtime, runtime
 from .loss import clip_bounds, clipped_policy_loss, k3_kl
-from .metrics import evaluate, oracle_hits
+from .metrics import oracle_hits
 from .models import load_policy, token_logprobs
 from .rollout import RolloutEngine, TurnFormat, collate
 from .tasks import TIR_SYSTEM_PROMPT, load_task

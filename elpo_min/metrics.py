@@ -109,12 +109,13 @@ def ranking_quality(counts: list[tuple[int, int, int, int]]) -> dict:
 
 
 def oracle_hits(searches: list, first_error=None) -> list[bool]:
-    """Per probed search ``(tau, BELResult)`` whose trajectory has a wrong tool output:
-    does t_crit equal the oracle's first wrong step? Unprobed searches and trajectories
-    with no wrong tool output (e.g. a wrong final copy) have nothing to compare and are skipped."""
-    from .toy import Problem, first_error_step
+    """Per probed search ``(tau, BELResult)`` whose trajectory has a fatal step: does t_crit
+    equal the oracle's :func:`~elpo_min.toy.fatal_step` (the first wrong value carried forward;
+    a retried call that raised is recoverable, not fatal)? Unprobed searches and trajectories
+    with no fatal step (only slips, a wrong final copy) have nothing to compare and are skipped."""
+    from .toy import Problem, fatal_step
 
-    first_error = first_error or first_error_step
+    first_error = first_error or fatal_step
     oracles = [(first_error(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches
                if r.probes and isinstance(tau.problem, Problem)]  # only the toy has an oracle
     return [t_crit == oracle for oracle, t_crit in oracles if oracle is not None]
@@ -165,3 +166,60 @@ def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
             "agree_oracle": sum(hits) / max(len(hits), 1), "oracle_searches": len(hits),
             "sibling_sets": len(sibling_sets),
             **ranking, "rollouts": len(prefixes) * n}
+
+
+def turn_labels(traj) -> list[str]:
+    """SPEC 7 step-level labels of every assistant turn of a toy trajectory.
+
+    ``"sound"``: every turn of a success, and in a failure the turns before the fatal one;
+    ``"fatal"``: the turn whose tool output is :func:`~elpo_min.toy.fatal_step` (for a
+    failure with no wrong value carried forward, its last turn: the answer); ``"after"``.
+    """
+    from .toy import fatal_step
+
+    if traj.success:
+        return ["sound"] * len(traj.turns)
+    step = fatal_step(traj.problem, traj.tool_outputs)
+    calls = [i for i, turn in enumerate(traj.turns) if turn.code is not None]
+    fatal = calls[step - 1] if step else len(traj.turns) - 1
+    return ["sound" if i < fatal else "fatal" if i == fatal else "after" for i in range(len(traj.turns))]
+
+
+def credit_metrics(groups: list[list[dict]]) -> dict:
+    """Where an advantage rule puts credit, against the oracle's step labels (SPEC 7).
+
+    Args:
+        groups: one list per prompt; each trajectory a dict with ``success`` and ``turns``,
+            a list of ``(label, advantage, tokens, elc_tokens)`` per assistant turn.
+
+    Returns:
+        ``credit_auc``: P(adv(sound turn) > adv(fatal turn)) over pairs within a group, ties
+        half; ``sound_punished``: share of sound turns of failed trajectories with adv < 0;
+        ``unequal_failed``: share of failed trajectories whose turns differ in advantage;
+        ``elc_fatal`` / ``elc_sound``: share of fatal / sound tokens under ELC's widened clip.
+        A metric with nothing to count is None.
+    """
+    wins = pairs = punished = sound_failed = unequal = failed = 0
+    tokens = {"sound": [0, 0], "fatal": [0, 0]}  # label -> [under ELC, all]
+    for group in groups:
+        turns = [turn for traj in group for turn in traj["turns"]]
+        for _, s, _, _ in (t for t in turns if t[0] == "sound"):
+            for _, f, _, _ in (t for t in turns if t[0] == "fatal"):
+                wins, pairs = wins + (s > f) + 0.5 * (s == f), pairs + 1
+        for traj in group:
+            for label, _, n, elc in traj["turns"]:
+                if label in tokens:
+                    tokens[label][0] += elc
+                    tokens[label][1] += n
+            if not traj["success"]:
+                advs = [t[1] for t in traj["turns"]]
+                failed, unequal = failed + 1, unequal + (max(advs) - min(advs) > 1e-9)
+                sounds = [t[1] for t in traj["turns"] if t[0] == "sound"]
+                sound_failed, punished = sound_failed + len(sounds), punished + sum(a < 0 for a in sounds)
+
+    def ratio(a, b):
+        return a / b if b else None
+
+    return {"credit_auc": ratio(wins, pairs), "sound_punished": ratio(punished, sound_failed),
+            "unequal_failed": ratio(unequal, failed), "elc_fatal": ratio(*tokens["fatal"]),
+            "elc_sound": ratio(*tokens["sound"])}

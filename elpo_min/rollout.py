@@ -74,7 +74,8 @@ class Trajectory:
 
     @property
     def tool_outputs(self) -> list[str]:
-        return [t.output for t in self.turns if t.code is not None]
+        """One per step; "" for a call that never ran (the trajectory hit a limit first)."""
+        return [t.output or "" for t in self.turns if t.code is not None]
 
     @property
     def history(self) -> list[str]:

@@ -16,9 +16,11 @@ next call. That gives the two kinds of mistakes ELPO is about:
 * **irrecoverable**: a wrong number carried forward (a mis-copied digit); every
   later tool output is wrong, and nothing in context says so.
 
-:func:`first_error_step` is the oracle: the first step whose tool output departs
-from the correct computation. It is policy-independent; which departures a given
-policy cannot recover from is what BEL estimates.
+:func:`first_error_step` is the oracle of the first step whose tool output departs
+from the correct computation; :func:`fatal_step` the first *fatal* one (a wrong value
+carried forward and never repaired), which is what BEL's t_crit should find. Both are
+policy-independent; which departures a given policy cannot recover from is what BEL
+estimates.
 
 Data files are JSONL rows ``{"id", "start", "ops": ["*7", "+710", ...], "answer"}``
 made by :func:`generate_problems` (``python -m elpo_min make-data`` rewrites them
@@ -142,6 +144,22 @@ def first_error_step(problem: Problem, tool_outputs: list[str]) -> int | None:
         elif first is None:
             first = i
     return first
+
+
+def fatal_step(problem: Problem, tool_outputs: list[str]) -> int | None:
+    """The first *irrecoverable* step: 1-based index of the first wrong numeric output after
+    the last step that advanced the chain, or None.
+
+    None for a success, a failure whose only mistakes were calls that raised (recoverable
+    slips, retried), a wrong value that a later step repaired (the chain advanced after it),
+    and a wrong final copy (every step advanced; the answer text was wrong).
+    """
+    values, done, last_advance = problem.values, 0, 0
+    for i, out in enumerate(tool_outputs, start=1):
+        if done < len(values) - 1 and out.strip() == str(values[done + 1]):
+            done, last_advance = done + 1, i
+    return next((i for i, out in enumerate(tool_outputs, start=1)
+                 if i > last_advance and re.fullmatch(r"-?\d+", out.strip())), None)
 
 
 def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,

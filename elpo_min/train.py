@@ -31,7 +31,7 @@ from .bel import PromptTree, build_trees
 from .config import Config
 from .distributed import LogProbs, Runtime, runtime
 from .loss import clip_bounds, clipped_policy_loss, k3_kl
-from .metrics import oracle_hits
+from .metrics import credit_metrics, oracle_hits, turn_labels
 from .models import load_policy, token_logprobs
 from .rollout import RolloutEngine, TurnFormat, collate
 from .tasks import TIR_SYSTEM_PROMPT, load_task
@@ -43,10 +43,13 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     Returns:
         ``(batch, info)``: batch holds [B, T] ``input_ids``, ``attention_mask``,
         ``action_mask``, ``old_logp``, ``advantages``, ``elc_mask``; info holds
-        t_crit statistics, how many selected trajectories got no probe, and how often
-        a probed t_crit equals the toy oracle's first wrong step (``None`` if never comparable).
+        t_crit statistics, how many selected trajectories got no probe, how often a probed
+        t_crit equals the toy oracle's fatal step (``None`` if never comparable), and the
+        step-level credit metrics (:func:`~elpo_min.metrics.credit_metrics`) of the step's
+        advantages; for ELPO also those of lambda_tree = 0 on the same trees (``*_lambda0``).
     """
     seqs, advs, elcs, t_crits, unprobed, hits = [], [], [], [], 0, []
+    credit = {"": [], "_lambda0": []}  # rule -> per prompt, per trajectory: labelled turns
     lambda_tree = cfg.lambda_tree if cfg.algo == "elpo" else 0.0
     for tree in trees:
         hits += oracle_hits(tree.searches)
@@ -64,6 +67,9 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
                 for traj in tree.trajectories:
                     if traj.reward == 0 and critical in path[id(traj)]:
                         elc_turns.setdefault(id(traj), result.t_crit - 1)
+        toy_tree = isinstance(tree.problem, toy.Problem)  # the step-level oracle exists for the toy only
+        for rule in credit:
+            credit[rule].append([])
         for traj in tree.trajectories:
             adv = torch.zeros(len(traj.token_ids))  # [T_i]
             elc = torch.zeros(len(traj.token_ids))  # [T_i]
@@ -71,6 +77,11 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
                 adv[turn.start:turn.end] = node.a_hier
                 if id(traj) in elc_turns and i >= elc_turns[id(traj)]:
                     elc[turn.start:turn.end] = 1.0
+            if toy_tree:
+                for rule, key in (("", "a_hier"), ("_lambda0", "a_traj")):
+                    turns = [(label, getattr(node, key), turn.end - turn.start, int(elc[turn.start:turn.end].sum()))
+                             for label, turn, node in zip(turn_labels(traj), traj.turns, path[id(traj)])]
+                    credit[rule][-1].append({"success": traj.success, "turns": turns})
             seqs.append(traj)
             advs.append(adv)
             elcs.append(elc)
@@ -83,6 +94,9 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     info = {"sequences": len(seqs), "unprobed": unprobed,
             "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0,
             "t_crit_oracle_agree": sum(hits) / len(hits) if hits else None}
+    for rule in credit if cfg.algo == "elpo" else [""]:  # GRPO's own rule is lambda_tree = 0
+        info.update({k + rule: v for k, v in credit_metrics(credit[rule]).items()
+                     if not (rule and k.startswith("elc"))})
     return batch, info
 
 

@@ -188,3 +188,19 @@ def test_missing_bitsandbytes_is_a_clear_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
     with pytest.raises(ImportError, match=r"load_in_4bit needs bitsandbytes.*elpo_min\[quant\]"):
         load_policy(TINY_POLICY_DIR, lora_rank=4, load_in_4bit=True)
+
+
+def test_training_batch_logs_step_level_credit_for_both_rules(shipped_policy):
+    _, tok = shipped_policy
+    p = toy.Problem(1, (("+", 1),), id="x")
+    fail, win = make_traj(tok, p, 3, 0), make_traj(tok, p, 1, 1)  # fail: outputs 2, 2, 2 -> fatal step 2
+    tree = PromptTree(p, [fail, win], {}, [(fail, BELResult(2, [(1, [True])], 1))], 2)
+    info = training_batch([tree], Config(), tok.pad_token_id)[1]
+    # two leaves z-score to -1 and +1 and nothing branches below the root, so every turn of `fail` has
+    # -1 and of `win` +1 under both rules. Sound turns (fail's first, win's two) are -1, +1, +1 against
+    # the fatal -1: two wins and a tie = 2.5 of 3 pairs
+    assert info["credit_auc"] == info["credit_auc_lambda0"] == pytest.approx(2.5 / 3)
+    assert info["sound_punished"] == 1.0 and info["unequal_failed"] == 0.0
+    assert info["elc_fatal"] == 1.0 and info["elc_sound"] == 0.0  # ELC covers steps t_crit = 2 .. end
+    grpo = training_batch([tree], Config(algo="grpo"), tok.pad_token_id)[1]
+    assert grpo["credit_auc"] == pytest.approx(2.5 / 3) and "credit_auc_lambda0" not in grpo

@@ -95,7 +95,8 @@ class Runtime:
     def clip_grad_norm(self, params, max_norm: float) -> float:
         if self.accelerator is None:
             return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        return float(self.accelerator.clip_grad_norm_(params, max_norm))
+        norm = self.accelerator.clip_grad_norm_(params, max_norm)  # DeepSpeed clips itself: None
+        return float(norm) if norm is not None else float("nan")
 
     def full_weights(self, forward):
         """A context in which the policy's weights are whole on this rank (for generation)."""

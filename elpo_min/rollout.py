@@ -265,6 +265,7 @@ class RolloutEngine:
         if len(traj.turns) >= self.max_turns or len(traj.token_ids) >= self.max_len:
             traj.truncated = traj.done = True
 
+    @torch.no_grad()
     def _generate_turn(self, batch: list[Trajectory]) -> None:
         """Generate one assistant turn for every trajectory in ``batch`` (in place)."""
         model, device = self.model, next(self.model.parameters()).device

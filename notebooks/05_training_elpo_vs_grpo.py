@@ -71,9 +71,9 @@ Image("../runs/nb05-curves.png")
 # ## What ELPO logged along the way
 # `t_crit_mean` is the average first irrecoverable step found by BEL; `unprobed`
 # counts selected failures that got no probe; `t_crit_oracle_agree` is how often a
-# probed t_crit equals the toy oracle's first wrong step (the oracle also flags
-# recoverable mistakes, such as a call that raises and is retried, so agreement below
-# 1 is expected). The clip fractions are split into the error suffix (where ELC
+# probed t_crit equals the toy oracle's fatal step (`toy.fatal_step`: the first wrong
+# value carried forward; a call that raises and is retried is a recoverable slip, not
+# fatal). The clip fractions are split into the error suffix (where ELC
 # widened the lower bound) and everything else. With one PPO epoch the ratio leaves 1
 # only from a step's second mini-batch on. These short runs fit each step into one
 # mini-batch of 64 sequences, so every clip fraction is exactly 0 here, and ELC changes
@@ -83,9 +83,104 @@ Image("../runs/nb05-curves.png")
 
 # %%
 keys = ("step", "train_success", "t_crit_mean", "t_crit_oracle_agree", "unprobed",
-        "clip_frac_in_region", "clip_frac_out_region")
+        "clip_frac_in_region", "clip_frac_out_region", "credit_auc")
 for record in read_log(results["elpo"]["log"])[1:]:
     print({k: None if record[k] is None else round(record[k], 3) for k in keys})
+
+# %% [markdown]
+# ## Where the credit goes
+#
+# What does ELPO change in the gradient? The toy has an oracle for the fatal step, so
+# every assistant turn can be labelled *sound* (all turns of a success; in a failure, the
+# turns before the fatal one), *fatal*, or *after*, and an advantage rule can be scored
+# by how it treats them (SPEC 7, `metrics.credit_metrics`): the AUC that a sound turn
+# gets more advantage than a fatal turn of the same prompt, the share of sound turns of
+# failures that are punished (advantage < 0), and the share of failures whose turns get
+# unequal advantages at all.
+#
+# First one prompt by hand: BEL found that τ* failed at its third turn; of two
+# continuations from prefix(2), one recovered. Next to it, two more full trajectories (a
+# success, and a failure whose first turn was fatal). GRPO sees the same five outcomes
+# as independent samples.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from elpo_min import Node, hierarchical_advantages
+from elpo_min.metrics import credit_metrics
+
+
+def chain(n_turns, reward):
+    """n_turns single-child nodes ending in a leaf with `reward`; returns the nodes top-down."""
+    nodes = [Node(reward=reward)]
+    for _ in range(n_turns - 1):
+        nodes.insert(0, Node(children=[nodes[0]]))
+    return nodes
+
+
+SOUND, FAIL = ["sound"] * 4, ["sound", "sound", "fatal", "after"]
+# BEL's tree: tau* failed at its 3rd turn; two probes from prefix(2), one recovers
+tau, ok, bad = chain(2, 0.0), chain(2, 1.0), chain(2, 0.0)
+a2 = Node(children=[tau[0], ok[0], bad[0]])
+a1 = Node(children=[a2])
+s, f = chain(4, 1.0), chain(4, 0.0)  # two more full trajectories: a success, a failure at turn 1
+bel_root = Node(children=[a1, s[0], f[0]])
+bel_trajs = [(False, [a1, a2] + tau, FAIL), (True, [a1, a2] + ok, SOUND), (False, [a1, a2] + bad, FAIL),
+             (True, s, SOUND), (False, f, ["fatal", "after", "after", "after"])]
+# GRPO: the same five outcomes as independent samples
+indep = [chain(4, r) for r in (0.0, 1.0, 0.0, 1.0, 0.0)]
+grpo_root = Node(children=[c[0] for c in indep])
+grpo_trajs = [(ok_, c, labels) for c, (ok_, _, labels) in zip(indep, bel_trajs)]
+
+
+def credit(root, trajs, lambda_tree):
+    hierarchical_advantages(root, lambda_tree)
+    group = [{"success": ok_, "turns": [(lab, n.a_hier, 1, 0) for lab, n in zip(labels, nodes)]}
+             for ok_, nodes, labels in trajs]
+    return credit_metrics([group])
+
+
+print(f"{'rule':28s} {'AUC sound>fatal':>16s} {'sound punished':>15s} {'failures unequal':>17s}")
+for name, root, trajs, lam in (("ELPO A_hier (lambda 0.5)", bel_root, bel_trajs, 0.5),
+                               ("same tree, lambda_tree = 0", bel_root, bel_trajs, 0.0),
+                               ("GRPO, independent samples", grpo_root, grpo_trajs, 0.0)):
+    m = credit(root, trajs, lam)
+    print(f"{name:28s} {m['credit_auc']:16.3f} {m['sound_punished']:15.3f} {m['unequal_failed']:17.3f}")
+for name, root, trajs, lam in (("ELPO A_hier (lambda 0.5)", bel_root, bel_trajs, 0.5),
+                               ("same tree, lambda_tree = 0", bel_root, bel_trajs, 0.0),
+                               ("GRPO, independent samples", grpo_root, grpo_trajs, 0.0)):
+    hierarchical_advantages(root, lam)
+    print(f"{name:28s} tau* turns (sound, sound, fatal, after):",
+          " ".join(f"{n.a_hier:+.2f}" for n in trajs[0][1]))
+
+# %% [markdown]
+# GRPO gives every turn of a failure the same advantage, so τ*'s two sound turns are
+# punished as hard as the fatal one. The tree lets ELPO punish them less (−0.20 against
+# −0.76): they are shared with a continuation that succeeded. They are still negative,
+# because their branch did worse than its siblings on average; "sound punished" counts
+# signs, the AUC counts order. Note that λ_tree = 0 on the same tree separates them
+# just as well (−0.14 against −0.82): the separation comes from BEL's *tree* (a failure
+# shares its sound prefix with a success, and a node's A_t averages the leaves below
+# it), not from the branch-level term A_b.
+#
+# The training runs above logged the same metrics every step, on the trajectories they
+# actually sampled: ELPO's rule (`credit_auc`), λ_tree = 0 on the same trees
+# (`credit_auc_lambda0`), and GRPO on its independent samples. `elc_fatal` / `elc_sound`
+# are the share of fatal and sound tokens that fall under ELC's widened clip.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+elpo_log, grpo_log = read_log(results["elpo"]["log"])[1:], read_log(results["grpo"]["log"])[1:]
+for key, label, log in (("credit_auc", "ELPO A_hier", elpo_log), ("credit_auc_lambda0", "ELPO tree, λ=0", elpo_log),
+                        ("credit_auc", "GRPO", grpo_log)):
+    axes[0].plot([r["step"] for r in log], [r[key] for r in log], marker="o", label=label)
+axes[0].set(xlabel="step", ylabel="P(adv sound > adv fatal)", title="credit AUC per step")
+axes[0].legend(fontsize=8)
+for key, label in (("elc_fatal", "fatal tokens"), ("elc_sound", "sound tokens")):
+    axes[1].plot([r["step"] for r in elpo_log], [r[key] for r in elpo_log], marker="o", label=label)
+axes[1].set(xlabel="step", ylabel="share under ELC's clip", title="ELC's reach (ELPO)")
+axes[1].legend(fontsize=8)
+plt.tight_layout()
 
 # %% [markdown]
 # ## pass@k, maj@k and tool calls of the trained policies

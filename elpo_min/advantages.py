@@ -122,8 +122,7 @@ def build_tree(trajectories: list, parents: dict | None = None) -> tuple[Node, d
         parents: ``id(child) -> (parent_trajectory, m)`` for continuations from prefix(m).
 
     Returns:
-        ``(root, path)`` where ``path[id(traj)]`` lists the nodes of traj's turns in order
-        (the last one is its leaf).
+        ``(root, path)``; ``path[id(traj)]`` lists the nodes of traj's turns, its leaf last.
     """
     parents, root, path = parents or {}, Node(), {}
     for traj in trajectories:

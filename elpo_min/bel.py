@@ -163,15 +163,12 @@ def prompt_program(problem, n_total: int = 16, b_max: int = 3, x_min: int = 1, x
 
 def build_trees(engine, problems: list, progress: Callable[[int], None] | None = None,
                 **bel_args) -> list[PromptTree]:
-    """Run BEL for every problem in lockstep rounds.
-
-    Each round advances every unfinished prompt by one request and answers all the
-    requests of the round with a single batched ``engine.rollout`` call (full
-    trajectories from the prompt, continuations from prefixes, side by side).
+    """Run BEL for every problem in lockstep rounds: each round advances every unfinished
+    prompt by one request and answers all of them with one batched ``engine.rollout`` call
+    (full trajectories and continuations from prefixes, side by side).
 
     Args:
-        engine: anything with ``start(problem)`` and ``rollout(seeds, counts)``.
-        problems: one per tree.
+        engine, problems: anything with ``start(problem)`` and ``rollout(seeds, counts)``; one per tree.
         progress: called with the number of rollouts finished in each round.
         **bel_args: ``n_total, b_max, x_min, x_max, beta, entropy_window``.
     """

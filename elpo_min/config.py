@@ -18,7 +18,6 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 @dataclass
 class Config:
     algo: str = "elpo"  # "elpo" or "grpo"
-    # policy
     model: str = str(DATA / "tiny_policy")
     gguf_file: str | None = None
     lora_rank: int = 0  # 0 = full fine-tuning (the tiny policy); > 0 = LoRA adapter
@@ -27,7 +26,6 @@ class Config:
     dtype: str = "float32"
     gradient_checkpointing: bool | None = None  # None: on when training on a GPU
     device: str = "auto"
-    # task and rollouts
     task: str = "toy"  # "toy", "gsm" (shipped offline) or "hf:<dataset>" (GSM8K or MATH layout)
     train_data: str | None = None  # None: the task's shipped split
     test_data: str | None = None
@@ -54,7 +52,6 @@ class Config:
     elc_unprobed: bool = True  # literal pseudo-code: an unprobed tau* gets t_crit = 1
     kl_coef: float = 0.0
     aggregation: str = "seq-mean-token-mean"  # or "token-mean"
-    # optimization
     steps: int = 30
     prompts_per_step: int = 8
     lr: float = 1e-4
@@ -65,7 +62,6 @@ class Config:
     micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: the mini-batch
     logprob_chunk: int = 1024  # tokens per output-head chunk (each recomputed in backward)
     time_limit_s: float = 0.0  # > 0: stop training after this many seconds
-    # evaluation, logging, checkpoints
     eval_every: int = 15
     eval_problems: int = 800
     save_every: int = 10

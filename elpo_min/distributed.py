@@ -1,24 +1,19 @@
 """Data parallelism on torch.distributed, launched by ``accelerate launch`` or ``torchrun``.
 
-What each rank does (SPEC 3 keeps BEL per prompt, so nothing about the algorithm is global):
-
-* the step's ``prompts_per_step`` prompts are split into equal contiguous shards; a BEL
-  tree never spans ranks, so trees, advantages and ELC masks are built locally;
-* the loss is the *global* one: each rank divides by the global action-token count
+* The step's ``prompts_per_step`` prompts are split over the ranks; a BEL tree never spans
+  ranks, so trees, advantages and ELC masks are built locally.
+* The loss is the *global* one: each rank divides by the global action-token count
   (``token-mean``) or the global count of sequences with action tokens
-  (``seq-mean-token-mean``), one all-reduce per mini-batch, and scales by the world
-  size because DDP averages gradients. N ranks therefore take exactly the update one
-  process would take on the union of their batches (tests/test_distributed.py);
-* evaluation is sharded and its counts summed; step records are gathered to rank 0;
-* rank 0 alone writes ``metrics.jsonl``, the learning curve and checkpoints, and shows
-  the progress bar; RNG states are saved per rank, so resume is exact at the same size.
-
-A plain ``python -m elpo_min train`` never imports accelerate: :func:`runtime` returns the
-single-process :class:`Runtime`, whose collectives are identities.
-
-Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts
-(:meth:`Runtime.full_weights`): generation needs every weight on every rank, and a LoRA
-policy's full weights fit one GPU by construction. ZeRO-2 and DDP keep weights replicated.
+  (``seq-mean-token-mean``), one all-reduce per mini-batch, and scales by the world size
+  because DDP averages gradients: N ranks take the update one process would take on the
+  union of their batches (tests/test_distributed.py).
+* Evaluation is sharded and its counts summed; step records are gathered to rank 0, which
+  alone writes ``metrics.jsonl``, the curve and checkpoints (with every rank's RNG state,
+  so resume is exact at the same world size) and shows the progress bar.
+* A plain ``python -m elpo_min train`` never imports accelerate (:func:`runtime`).
+* Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts
+  (:meth:`Runtime.full_weights`): generation needs every weight, and a LoRA policy's full
+  weights fit one GPU by construction. DDP and ZeRO-2 keep weights replicated.
 """
 
 from __future__ import annotations

@@ -26,21 +26,18 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
 
     Args:
         logp, old_logp, advantages, mask: [B, T]; ``mask`` is 1 on action tokens.
-        eps_low: a float, or a [B, T] tensor of per-token lower clip widths (ELC).
-        eps_high: upper clip width (the bound is ``1 + eps_high``).
+        eps_low, eps_high: lower clip width, a float or [B, T] per token (ELC); upper width.
         aggregation: ``"seq-mean-token-mean"`` (paper Eq. 1: mean over sequences of the
             masked token mean) or ``"token-mean"`` (DAPO: mean over all action tokens).
             Sequences without action tokens are left out, never divided by zero.
         region: optional [B, T] 0/1 mask (e.g. the ELC suffix) for split clip stats.
         normalizer: the denominator when these rows are part of a larger batch (micro-batches,
-            data-parallel ranks): that batch's action-token count (``token-mean``) or its
-            number of sequences with action tokens (``seq-mean-token-mean``). The parts'
-            losses then add up to the whole batch's loss. Default: this call's own count.
+            ranks): its action-token count (``token-mean``) or number of sequences with action
+            tokens; the parts' losses then add up to the whole batch's. Default: this call's.
 
     Returns:
-        ``(loss, stats)``: the scalar to minimize and a dict of floats (``clip_frac``,
-        ``clip_frac_low``, ``clip_frac_high``, ``ratio_mean``, ``approx_kl``, and
-        ``clip_frac_in_region`` / ``clip_frac_out_region`` when ``region`` is given).
+        ``(loss, stats)``: the scalar to minimize; ``clip_frac`` (``_low``, ``_high``, and
+        ``_in_region`` / ``_out_region`` with ``region``), ``ratio_mean``, ``approx_kl``.
     """
     if aggregation not in ("seq-mean-token-mean", "token-mean"):
         raise ValueError(f"unknown aggregation {aggregation!r}; use 'seq-mean-token-mean' or 'token-mean'")

@@ -22,8 +22,7 @@ def maj_at_k(answers: list[str | None], correct: list[bool]) -> bool:
     return next(ok for a, ok in zip(answers, correct) if a is not None and a.strip() == winner)
 
 
-def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
-             first_error=None) -> dict:
+def evaluate(engine, problems: list, k: int = 1, progress: bool = True, first_error=None) -> dict:
     """Sample ``k`` trajectories per problem and summarize.
 
     Args:
@@ -31,7 +30,7 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True,
         problems: held-out problems.
         k: samples per problem (pass@1 is averaged over all k).
         progress: show a progress bar.
-        first_error: ``(problem, tool_outputs) -> step | None``; the toy oracle by default.
+        first_error: ``(problem, tool_outputs) -> step | None``; toy.first_error_step by default.
 
     Returns:
         dict with ``success_rate``, ``pass@k`` for k in {1, k}, ``maj@k``,
@@ -125,15 +124,13 @@ def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
     """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7).
 
     For every probed search, ``n`` continuations from each prefix(m), m = 1..K-1, give the
-    Monte-Carlo first dead step; the toy oracle gives the first wrong tool output. For every
-    branch point of the trees, siblings' A_b (after ``hierarchical_advantages``) is compared
-    with the Monte-Carlo success rate from each sibling's own prefix (its reward for a leaf).
+    Monte-Carlo first dead step; the toy oracle gives the fatal step. At every branch point,
+    siblings' A_b is compared with the Monte-Carlo success rate from each sibling's prefix.
 
     Returns:
-        dict with ``searches``, ``agree_mc``, ``agree_oracle`` (fractions; the oracle one over
-        the ``oracle_searches`` whose trajectory has a wrong tool output), the
-        ``pairwise_accuracy`` / ``kendall_tau`` of sibling A_b pooled over all branch
-        points, and the Monte-Carlo ``rollouts`` spent.
+        dict with ``searches``, ``agree_mc``, ``agree_oracle`` (the latter over the
+        ``oracle_searches`` with a fatal step), ``pairwise_accuracy`` / ``kendall_tau`` of
+        sibling A_b pooled over branch points, and the Monte-Carlo ``rollouts`` spent.
     """
     from .advantages import build_tree, hierarchical_advantages
 
@@ -188,16 +185,11 @@ def turn_labels(traj) -> list[str]:
 def credit_metrics(groups: list[list[dict]]) -> dict:
     """Where an advantage rule puts credit, against the oracle's step labels (SPEC 7).
 
-    Args:
-        groups: one list per prompt; each trajectory a dict with ``success`` and ``turns``,
-            a list of ``(label, advantage, tokens, elc_tokens)`` per assistant turn.
-
-    Returns:
-        ``credit_auc``: P(adv(sound turn) > adv(fatal turn)) over pairs within a group, ties
-        half; ``sound_punished``: share of sound turns of failed trajectories with adv < 0;
-        ``unequal_failed``: share of failed trajectories whose turns differ in advantage;
-        ``elc_fatal`` / ``elc_sound``: share of fatal / sound tokens under ELC's widened clip.
-        A metric with nothing to count is None.
+    ``groups``: per prompt, per trajectory ``{"success", "turns": [(label, advantage, tokens,
+    elc_tokens)] per assistant turn}``. Returns ``credit_auc`` = P(adv(sound) > adv(fatal)) over
+    pairs within a group (ties half), ``sound_punished`` (share of sound turns of failures with
+    adv < 0), ``unequal_failed`` (share of failures whose turns differ), ``elc_fatal`` /
+    ``elc_sound`` (share of fatal / sound tokens under ELC's clip); None when nothing to count.
     """
     wins = pairs = punished = sound_failed = unequal = failed = 0
     tokens = {"sound": [0, 0], "fatal": [0, 0]}  # label -> [under ELC, all]

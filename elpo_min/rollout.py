@@ -1,20 +1,16 @@
 """Batched multi-turn rollouts on token ids, with tool calls in the loop.
 
 One *round* = every active trajectory generates one assistant turn (one batched,
-KV-cached decode), then every pending tool call of the round runs in one batch,
-and each tool output is tokenized once and appended with action mask 0. Rounds
-repeat until every trajectory has answered or hit a limit.
+KV-cached decode), then the round's tool calls run as a batch, and each tool output is
+tokenized once and appended with action mask 0. Rounds repeat until every trajectory
+has answered or hit a limit. Per token we record the id, the action mask, the log-prob
+under the sampling distribution (temperature applied, before top-p) and its entropy.
+A continuation from ``prefix(m)`` starts from the parent's stored ids: nothing is ever
+decoded and re-encoded.
 
-Per token we record the id, the action mask (1 = sampled, 0 = prompt or tool
-output), the log-prob under the sampling distribution (temperature applied,
-before top-p truncation) and that distribution's full-vocabulary entropy.
-A continuation from ``prefix(m)`` starts from the stored ids of the parent, so
-its first tokens are exactly the parent's; nothing is decoded and re-encoded.
-
-Design choices: each turn re-prefills its context instead of carrying the KV
-cache across the tool call (simple and correct with left padding; the prefill is
-a small share of the cost at these lengths); finished rows are dropped from the
-batch cache as soon as a quarter of the batch is done.
+Design choices: each turn re-prefills its context rather than carrying the KV cache
+across the tool call (simple and correct with left padding); finished rows leave the
+batch cache once a quarter of the batch is done.
 """
 
 from __future__ import annotations
@@ -49,11 +45,8 @@ class Turn:
 
 @dataclass
 class Trajectory:
-    """A (possibly partial) multi-turn trajectory, stored as token ids.
-
-    Steps are the turns that made a tool call, numbered 1..K; ``prefix(m)`` is the
-    prompt plus steps 1..m including step m's tool output.
-    """
+    """A (possibly partial) multi-turn trajectory, stored as token ids. Steps are the turns that
+    made a tool call, 1..K; ``prefix(m)`` is the prompt plus steps 1..m with step m's output."""
 
     problem: Any
     token_ids: list[int]
@@ -100,20 +93,13 @@ class Trajectory:
 
 @dataclass
 class TurnFormat:
-    """How calls, outputs and answers are delimited in the token stream.
+    """How calls, outputs and answers are delimited in the token stream (see :meth:`for_chat`).
 
-    Two styles:
-
-    * ``"tags"``: ``<c>code</c>`` ... ``<a>answer</a>``. For the toy world the markers
-      are single tokens; for chat models (``<code>``/``<answer>``) the output framing
-      closes the assistant message and opens a user message (and back), as rendered by
-      the tokenizer's chat template.
-    * ``"fenced"``: the TIR format instruct models know from pre-training. A
-      ```` ```python ```` block ends the turn, its result comes back inline as an
-      ```` ```output ```` block in the same assistant message, and the final answer is
-      the last ``\boxed{}`` of a turn without code (the turn ends at end-of-sequence).
-
-    See :meth:`for_chat`.
+    * ``"tags"``: ``<c>code</c>`` ... ``<a>answer</a>`` (single tokens in the toy world); for chat
+      models ``<code>``/``<answer>``, the output framed as a user message cut from the chat template.
+    * ``"fenced"``: the TIR format instruct models know from pre-training: a ```` ```python ````
+      block ends the turn, its result comes back inline as an ```` ```output ```` block, and the
+      answer is the last ``\boxed{}`` of a turn without code (that turn ends at end-of-sequence).
     """
 
     call_open: str = toy.CALL_OPEN
@@ -172,16 +158,11 @@ class RolloutEngine:
     """Samples multi-turn tool-using trajectories for a batch of prompts or prefixes.
 
     Args:
-        model, tokenizer: any HF causal LM and its tokenizer.
-        fmt: the :class:`TurnFormat`.
-        question: ``problem -> str`` (the user-visible question).
-        check: ``(problem, answer) -> bool``; reward is 1.0 when it holds.
+        model, tokenizer, fmt: any HF causal LM, its tokenizer, the :class:`TurnFormat`.
+        question, check: ``problem -> str`` (the user text); ``(problem, answer) -> bool`` (reward 1).
         executor: ``"arith"`` (toy, in-process) or ``"python"`` (sandboxed subprocess).
-        temperature, top_p: sampling settings.
-        max_new_tokens: per assistant turn; running out truncates the trajectory.
-        max_turns: assistant turns per trajectory, the answer turn included.
-        batch_size: rows per decode batch.
-        tool_workers, tool_timeout_s: sandbox pool size and per-call wall limit.
+        max_new_tokens, max_turns: per assistant turn (running out truncates); turns per trajectory.
+        batch_size, tool_workers, tool_timeout_s: rows per decode batch; sandbox pool; per-call limit.
     """
 
     def __init__(self, model, tokenizer, fmt: TurnFormat | None = None,
@@ -228,11 +209,8 @@ class RolloutEngine:
     @torch.no_grad()
     def rollout(self, seeds: list[Trajectory], n: int | list[int] = 1,
                 progress: Callable[[int], None] | None = None) -> list[list[Trajectory]]:
-        """Continue every seed ``n`` times (per-seed counts allowed) until done.
-
-        Returns:
-            one list of finished trajectories per seed, in order.
-        """
+        """Continue every seed ``n`` times (or ``n[i]`` times) until done; one list of finished
+        trajectories per seed, in order."""
         counts = [n] * len(seeds) if isinstance(n, int) else list(n)
         groups = [[seed.prefix(seed.num_steps) for _ in range(c)] for seed, c in zip(seeds, counts)]
         active = [t for g in groups for t in g]

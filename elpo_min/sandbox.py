@@ -3,38 +3,27 @@
 Every call starts a new ``python -I -S`` subprocess in a throwaway directory and
 returns a :class:`ToolResult`. Design choices, and what they buy:
 
-* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered,
-  so what was printed before a timeout survives it. On timeout (or
-  after a normal exit) the whole process group gets SIGKILL.
-* **rlimits.** Address space (``memory_mb``), CPU seconds, file size (so a disk
-  or output bomb stops at ``max_output_bytes``), and no core files.
-* **Scrubbed environment, no stdin.** The child sees ``PATH``/``LANG`` only and
-  reads EOF from stdin.
-* **Audit hook (PEP 578).** Before the user's code runs, a hook refuses process
-  creation (fork, exec, subprocess, spawn), signals to other processes, ctypes'
-  loading of libraries, symbol lookups and foreign calls (importing ctypes is allowed:
-  sympy needs its types),
-  and any write, delete, rename or chmod outside the working directory.
-* **Notebook semantics.** The value of a final bare expression is printed, so
-  ``2**100`` answers like a REPL would.
-* **State across calls, by replay.** A trajectory's later block sees the variables of
-  its earlier ones: the earlier blocks that succeeded are replayed first in the same
-  process with their output hidden. A fresh process per call keeps the limits per call
-  and makes a failed call unable to poison the next one; replay costs a little time.
-* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy`` and ``sympy``
-  import from the parent's site-packages (``-S`` alone would hide them), still under
-  the same rlimits and audit hook; a refused import raises ImportError, which libraries
-  that probe for optional modules (numpy for ctypes) handle.
+* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered, so
+  what was printed before a timeout survives it; the process group gets SIGKILL after.
+* **rlimits.** Address space, CPU seconds, file size (an output bomb stops at
+  ``max_output_bytes``), no core files. **Scrubbed environment**, stdin at EOF.
+* **Audit hook (PEP 578).** A hook refuses process creation, signals to other processes,
+  ctypes' library loading, symbol lookups and foreign calls (importing ctypes is allowed:
+  sympy needs its types), and any write, delete, rename or chmod outside the directory.
+* **Notebook semantics.** A final bare expression is printed, like a REPL (``2**100``).
+* **State across calls, by replay.** The earlier blocks of a trajectory that succeeded
+  are replayed first, output hidden, so a later block sees their variables; each call
+  keeps its own process and limits, and a failed call cannot poison the next.
+* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy``, ``sympy`` come
+  from the parent's site-packages; a refused import raises ImportError, which libraries
+  probing for optional modules handle.
 
-What it does *not* protect against: an attacker who finds a way around an
-audit hook from pure Python (audit hooks are a guard rail, not a security
-boundary), reading files the parent user can read, and network access. Model
-output during RL is buggy rather than hostile, which is the threat this module
-is sized for; run untrusted code at scale inside a container.
+Not protected against: a way around an audit hook from pure Python (a guard rail, not a
+security boundary), reading files the user can read, network access. Model output in RL
+is buggy rather than hostile; run untrusted code at scale inside a container.
 
-:func:`safe_arith` is a second executor for the toy world: it evaluates pure
-integer arithmetic in-process (no names, no calls, bounded sizes), because a
-subprocess per call (~12 ms) would dominate a CPU training step.
+:func:`safe_arith` is the toy world's executor: pure integer arithmetic in-process,
+because a subprocess per call (~12 ms) would dominate a CPU training step.
 """
 
 from __future__ import annotations
@@ -106,15 +95,9 @@ _RUNNER = _RUNNER.replace("SITE_PATHS", repr([p for p in sys.path if p.endswith(
 
 @dataclass
 class ToolResult:
-    """What one tool call produced.
-
-    Attributes:
-        stdout: captured standard output (head kept when truncated).
-        error: last line of the traceback (``"ZeroDivisionError: division by zero"``)
-            or a sandbox message (timeout, output limit, crash); None on success.
-        timed_out: the wall-clock limit killed the process.
-        truncated: stdout was cut to the output limit.
-    """
+    """What one tool call produced: ``stdout`` (its head when ``truncated``), ``error`` (the
+    traceback's last line, ``"ZeroDivisionError: division by zero"``, or a sandbox message:
+    timeout, output limit, crash; None on success), ``timed_out`` (the wall-clock limit hit)."""
 
     stdout: str
     error: str | None = None

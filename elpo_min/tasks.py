@@ -126,21 +126,10 @@ def make_gsm_data(out_dir: str | Path = DATA) -> None:
 
 
 def load_word_problems(path: str | Path, limit: int | None = None) -> list[WordProblem]:
-    """Read a JSONL split of ``{"id", "question", "answer"}`` rows, naming any bad row."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} not found; run `python -m elpo_min make-data --task gsm`")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        row = json.loads(line) if line.strip() else None
-        if row is None:
-            continue
-        missing = [k for k in ("question", "answer") if not isinstance(row.get(k), str) or not row[k]]
-        if missing:
-            raise ValueError(f"{path}:{lineno}: field {missing[0]!r} is missing or not a non-empty string; "
-                             "each row needs {\"id\", \"question\", \"answer\"}")
-        rows.append(WordProblem(row["question"], row["answer"], str(row.get("id", lineno))))
-    return rows[:limit]
+    """A JSONL split of ``{"id", "question", "answer"}`` rows, every row validated."""
+    rows = toy.read_jsonl(path, {"id": str, "question": str, "answer": str},
+                          "python -m elpo_min make-data --task gsm", limit)
+    return [WordProblem(r["question"], r["answer"], r["id"]) for r in rows]
 
 
 def hub_problems(name: str, split: str, limit: int | None = None) -> list[WordProblem]:
@@ -154,11 +143,9 @@ def hub_problems(name: str, split: str, limit: int | None = None) -> list[WordPr
     import datasets
 
     repo, _, config = name.partition(":")
-    if repo == "openai/gsm8k" and not config:
-        config = "main"
-    rows = datasets.load_dataset(repo, config or None, split=split)
+    rows = datasets.load_dataset(repo, config or ("main" if repo == "openai/gsm8k" else None), split=split)
     out = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows.select(range(min(limit or len(rows), len(rows))))):
         if "question" in row and "answer" in row:  # GSM8K: the answer ends in '#### N'
             gold = str(row["answer"]).rsplit("####", 1)[-1].strip().replace(",", "")
             out.append(WordProblem(row["question"], gold, f"{repo}-{split}-{i}"))
@@ -167,8 +154,6 @@ def hub_problems(name: str, split: str, limit: int | None = None) -> list[WordPr
         else:
             raise ValueError(f"hub dataset {repo} row {i} has fields {sorted(row)}; expected GSM8K layout "
                              "(question, answer) or MATH layout (problem, solution)")
-        if limit is not None and len(out) == limit:
-            break
     return out
 
 

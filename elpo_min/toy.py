@@ -164,16 +164,10 @@ def fatal_step(problem: Problem, tool_outputs: list[str]) -> int | None:
 
 def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
                p_syntax_error: float = 0.0) -> tuple[list[tuple[str, str]], int]:
-    """A worked solution as ``[(code, tool output), ...]`` and the final answer, with
-    controlled mistakes.
-
-    Args:
-        problem: the problem to solve.
-        rng: random source for the mistakes.
-        p_copy_error: per-step chance of mis-copying one digit of the carried number
-            (irrecoverable: the chain goes on from the wrong value).
-        p_syntax_error: per-step chance of a call that raises first, then a retry.
-    """
+    """A worked solution as ``[(code, tool output), ...]`` and the final answer, with controlled
+    mistakes drawn from ``rng``: ``p_copy_error`` per step, one digit of the carried number
+    mis-copied (irrecoverable: the chain goes on from the wrong value); ``p_syntax_error`` per
+    step, a call that raises first, then a retry (recoverable)."""
     calls, current = [], problem.start
     for op, x in problem.ops:
         carried = str(current)
@@ -215,19 +209,15 @@ def write_jsonl(problems: list[Problem], path: str | Path) -> None:
             f.write(json.dumps(p.to_row(), sort_keys=True) + "\n")
 
 
-def load_problems(path: str | Path, limit: int | None = None):
-    """Load a JSONL split into a ``datasets.Dataset`` after validating every row.
-
-    Raises:
-        FileNotFoundError: the file is missing (names the command that makes it).
-        ValueError: a malformed row, naming the line and the field.
-    """
+def read_jsonl(path: str | Path, fields: dict, command: str, limit: int | None = None, check=None):
+    """Load a JSONL split into a ``datasets.Dataset`` after validating every row: ``fields``
+    maps required fields to types, ``check(row, "path:line")`` checks more. A missing file
+    names ``command`` (which makes it); a bad row raises ValueError naming line and field."""
     import datasets
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} not found; run `python -m elpo_min make-data`"
-                                " to regenerate the toy splits")
+        raise FileNotFoundError(f"data file {path} not found; run `{command}` to regenerate it")
     rows = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -236,21 +226,32 @@ def load_problems(path: str | Path, limit: int | None = None):
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        for field, kind in (("id", str), ("start", int), ("ops", list), ("answer", int)):
-            if not isinstance(row.get(field), kind):
-                raise ValueError(f"{path}:{lineno}: field {field!r} must be {kind.__name__}, "
-                                 f"got {row.get(field)!r}")
-        for op in row["ops"]:
-            if not (isinstance(op, str) and re.fullmatch(r"[-+*]\d+", op)):
-                raise ValueError(f"{path}:{lineno}: field 'ops' needs strings like '*7' or '+120' "
-                                 f"(op in {OPS!r}, then an integer), got {op!r}")
-        if problem_from_row(row).answer != row["answer"]:
-            raise ValueError(f"{path}:{lineno}: field 'answer' is {row['answer']}, but the chain "
-                             f"gives {problem_from_row(row).answer}")
+        for field, kind in fields.items():
+            if not isinstance(row.get(field), kind) or row[field] == "":
+                raise ValueError(f"{path}:{lineno}: field {field!r} must be a non-empty {kind.__name__}, got "
+                                 f"{row.get(field)!r}; rows need {sorted(fields)}")
+        if check:
+            check(row, f"{path}:{lineno}")
         rows.append(row)
         if limit is not None and len(rows) == limit:
             break
     return datasets.Dataset.from_list(rows)
+
+
+def _check_chain(row: dict, where: str) -> None:
+    for op in row["ops"]:
+        if not (isinstance(op, str) and re.fullmatch(r"[-+*]\d+", op)):
+            raise ValueError(f"{where}: field 'ops' needs strings like '*7' or '+120' "
+                             f"(op in {OPS!r}, then an integer), got {op!r}")
+    if problem_from_row(row).answer != row["answer"]:
+        raise ValueError(f"{where}: field 'answer' is {row['answer']}, but the chain gives "
+                         f"{problem_from_row(row).answer}")
+
+
+def load_problems(path: str | Path, limit: int | None = None):
+    """The toy split at ``path`` as a ``datasets.Dataset``, every row validated."""
+    return read_jsonl(path, {"id": str, "start": int, "ops": list, "answer": int}, "python -m elpo_min make-data",
+                      limit, _check_chain)
 
 
 def problem_from_row(row: dict) -> Problem:

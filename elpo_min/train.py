@@ -1,16 +1,14 @@
 """The ELPO / GRPO training loop.
 
-One step: pick ``prompts_per_step`` training problems; build rollouts (ELPO: BEL
-trees in lockstep rounds; GRPO: ``n_total`` independent trajectories, the same
-budget); turn each tree into root-to-leaf training sequences with per-token
-A_hier and the ELC mask; then PPO-style epochs over mini-batches, with the old
-log-probs taken at sampling time.
+One step: pick ``prompts_per_step`` problems; build rollouts (ELPO: BEL trees in lockstep
+rounds; GRPO: ``n_total`` independent trajectories, the same budget); turn each tree into
+root-to-leaf training sequences with per-token A_hier and the ELC mask; then PPO-style
+epochs over mini-batches, the old log-probs taken at sampling time.
 
-Everything a run makes lives in ``out_dir``: ``metrics.jsonl`` (one line per step
-and per evaluation, flushed as written), ``learning_curve.png`` and
-``checkpoint/`` (model or adapter, optimizer, RNG states, step). Checkpoints are
-written to a temporary folder and renamed into place, so a crash mid-write never
-touches the last good one; ``resume=True`` continues exactly where it stopped.
+A run's files live in ``out_dir``: ``metrics.jsonl`` (a line per step and evaluation,
+flushed as written), ``learning_curve.png`` and ``checkpoint/`` (model or adapter,
+optimizer, RNG states, step), written aside and renamed into place, so a crash mid-write
+never touches the last good one; ``resume=True`` continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -131,12 +129,9 @@ def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | No
     the accumulated gradient is exactly the one-pass gradient.
 
     Args:
-        forward: the policy, or :class:`~elpo_min.distributed.LogProbs` around it
-            (DDP-wrapped when distributed, see :meth:`Runtime.prepare`).
-        optimizer: over the trainable parameters.
-        batch: from :func:`training_batch`.
-        cfg: the run's config.
-        rt: the data-parallel runtime (single process when None).
+        forward: the policy, or :class:`~elpo_min.distributed.LogProbs` around it (DDP-wrapped
+            when distributed, see :meth:`Runtime.prepare`); optimizer: over trainable parameters.
+        batch, cfg, rt: from :func:`training_batch`; the config; the runtime (one process if None).
     """
     rt = rt or Runtime()
     if not isinstance(getattr(forward, "module", forward), LogProbs):  # a bare model is fine too
@@ -316,8 +311,8 @@ def train(cfg: Config, resume: bool = False) -> dict:
         with rt.full_weights(forward):
             return held_out_success(engine, test_set, cfg.seed + 1, rt)
 
-    def checkpoint(step: int, rngs: list | None = None) -> None:
-        rngs = rngs or rt.gather(_rng_state())
+    def checkpoint(step: int) -> None:
+        rngs = rt.gather(_rng_state())
         with rt.full_weights(forward):
             if rt.is_main:
                 save_checkpoint(out_dir, model, tokenizer, optimizer, step, cfg, rngs)

@@ -25,43 +25,30 @@ from . import toy
 from .models import build_tiny_policy, build_tiny_tokenizer, token_logprobs
 
 
-def action_mask_for(ids: list[int], tokenizer, prompt_len: int) -> list[int]:
-    """1 on tokens the policy writes, 0 on the prompt and on ``<o>...</o>`` blocks."""
-    open_id, close_id = tokenizer.convert_tokens_to_ids([toy.OUTPUT_OPEN, toy.OUTPUT_CLOSE])
-    mask, inside = [], False
-    for i, t in enumerate(ids):
-        inside = inside or t == open_id
-        mask.append(0 if i < prompt_len or inside else 1)
-        inside = inside and t != close_id
-    return mask
-
-
 def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_size):
-    """Length-bucketed, right-padded batches of demonstrations.
+    """Length-bucketed, right-padded batches of demonstrations in the toy's tag format.
 
     Sorting by length before batching cuts padding (and CPU time) by about half.
 
     Yields:
-        ``(ids, attention_mask, loss_mask)``, each [B, T].
+        ``(ids, attention_mask, loss_mask)``, each [B, T]; the loss mask is 0 on the
+        prompt and on ``<o>...</o>`` blocks, exactly the mask the rollout engine records.
     """
+    from .rollout import Trajectory, TurnFormat, collate
+
     seqs = []
     for p in problems:
-        prompt = tokenizer.encode(p.prompt)
-        full = prompt + tokenizer.encode(toy.demonstration(p, rng, p_copy_error, p_syntax_error))
-        full.append(tokenizer.eos_token_id)
-        seqs.append((full, action_mask_for(full, tokenizer, len(prompt))))
+        calls, answer = toy.demo_steps(p, rng, p_copy_error, p_syntax_error)
+        pieces = [(f"{toy.CALL_OPEN}{code}{toy.CALL_CLOSE}", out) for code, out in calls]
+        seqs.append(chat_example(TurnFormat(), tokenizer, p.prompt,
+                                 pieces + [(f"{toy.ANSWER_OPEN}{answer}{toy.ANSWER_CLOSE}", None)]))
     seqs.sort(key=lambda s: len(s[0]))
     chunks = [seqs[i:i + batch_size] for i in range(0, len(seqs), batch_size)]
     rng.shuffle(chunks)
     for chunk in chunks:
-        width = max(len(s) for s, _ in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id)  # [B, T]
-        attn = torch.zeros_like(ids)  # [B, T]
-        loss_mask = torch.zeros_like(ids)  # [B, T]
-        for row, (s, m) in enumerate(chunk):
-            ids[row, :len(s)], attn[row, :len(s)] = torch.tensor(s), 1
-            loss_mask[row, :len(s)] = torch.tensor(m)
-        yield ids, attn, loss_mask
+        batch = collate([Trajectory(None, ids, mask, [0.0] * len(ids), [], 0) for ids, mask in chunk],
+                        tokenizer.pad_token_id)
+        yield batch["input_ids"], batch["attention_mask"], batch["action_mask"]
 
 
 def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3,
@@ -70,12 +57,9 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
            time_limit_s: float = 0.0) -> dict:
     """Train the tiny policy from scratch and save it (model, tokenizer, record).
 
-    With ``init`` (a saved tiny policy) it instead *continues* supervised training at a
-    constant ``lr``: the sanity baseline that RL gains are compared with. ``time_limit_s``
-    > 0 stops after that many seconds.
-
-    Returns:
-        the record written to ``tiny_policy.json`` (settings and held-out success).
+    With ``init`` (a saved tiny policy) it instead *continues* supervised training at a constant
+    ``lr``: the baseline RL gains are compared with. ``time_limit_s`` > 0 stops after that long.
+    Returns the record written to ``tiny_policy.json`` (settings and held-out success).
     """
     from tqdm import tqdm
 
@@ -144,17 +128,10 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
 
 def chat_example(fmt, tokenizer, question: str, pieces: list[tuple[str, str | None]]
                  ) -> tuple[list[int], list[int]]:
-    """Token ids and action mask of one chat demonstration, built the way the rollout engine
-    builds a trajectory: the prompt, then each assistant piece and its framed tool output,
-    each encoded on its own (so the ids at every turn boundary are the ones RL will see).
-
-    Args:
-        fmt: the :class:`~elpo_min.rollout.TurnFormat` (``TurnFormat.for_chat``).
-        question: the user message.
-        pieces: ``[(assistant text, tool output or None)]``, e.g. :func:`toy.tir_demonstration`.
-
-    Returns:
-        ``(ids, mask)``; mask is 1 on assistant tokens (and the closing end-of-sequence).
+    """``(ids, mask)`` of one demonstration, built as the rollout engine builds a trajectory:
+    the prompt (``fmt.prompt_text``), then each ``(assistant text, tool output or None)`` of
+    ``pieces`` and its framed output, each encoded on its own, so the ids at every turn boundary
+    are the ones RL will see. The mask is 1 on assistant tokens and the closing end-of-sequence.
     """
     def encode(text):
         return tokenizer.encode(text, add_special_tokens=False)
@@ -172,14 +149,8 @@ def chat_example(fmt, tokenizer, question: str, pieces: list[tuple[str, str | No
 
 def cold_start(model, examples: list[tuple[list[int], list[int]]], steps: int, lr: float = 1e-4,
                batch_size: int = 8, pad_id: int = 0, seed: int = 0, progress: bool = True) -> list[float]:
-    """Supervised pass on demonstrations before RL (the paper's cold start), loss on action tokens.
-
-    Uses the trainer's chunked :func:`~elpo_min.models.token_logprobs`, so a real vocabulary
-    never materializes ``[batch, length, vocab]`` logits.
-
-    Returns:
-        the loss of every step.
-    """
+    """Supervised pass on ``(ids, mask)`` demonstrations before RL (the paper's cold start), loss
+    on action tokens through the trainer's token-chunked log-probs; returns every step's loss."""
     from tqdm import tqdm
 
     from .rollout import Trajectory, collate

@@ -62,9 +62,8 @@ class Runtime:
         return self.accelerator.prepare(forward, optimizer)
 
     def shard(self, items: list) -> list:
-        """This rank's contiguous share of ``items``."""
-        n = len(items) // self.world_size
-        return items[self.rank * n:(self.rank + 1) * n] if n else items[self.rank::self.world_size]
+        """This rank's share of ``items``, dealt round-robin (nothing is dropped)."""
+        return items[self.rank::self.world_size]
 
     def all_sum(self, values: list[float]) -> list[float]:
         if self.world_size == 1:

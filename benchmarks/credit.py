@@ -21,14 +21,16 @@ from elpo_min.plots import read_log
 from elpo_min.train import train
 
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # t(0.975, n-1)
-METRICS = ("credit_auc", "sound_punished", "unequal_failed", "elc_fatal", "elc_sound")
+METRICS = ("credit_auc", "sound_punished", "unequal_failed", "elc_fatal", "elc_sound",
+           "clip_frac_in_region", "clip_frac_out_region")
 
 
 def run_means(log: list[dict], suffix: str = "") -> dict:
     steps = [r for r in log if "loss" in r]
     out = {}
     for key in METRICS:
-        values = [r.get(key + suffix) for r in steps if r.get(key + suffix) is not None]
+        name = key if key.startswith("clip") else key + suffix  # clip fractions belong to the run
+        values = [r.get(name) for r in steps if r.get(name) is not None]
         out[key] = statistics.mean(values) if values else None
     return out
 
@@ -67,13 +69,15 @@ def main():
                 rows.append({"seed": seed, "rule": rule, **run_means(log, suffix),
                              "after": result["after"]["success_rate"]})
     lines = ["| rule | AUC sound > fatal | sound turns punished | failures with unequal turns | "
-             "fatal tokens under ELC | sound tokens under ELC | held-out pass@1 after |",
-             "|---|---|---|---|---|---|---|"]
+             "fatal tokens under ELC | sound tokens under ELC | clipped, error suffix | clipped, elsewhere "
+             "| held-out pass@1 after |", "|---|---|---|---|---|---|---|---|---|"]
     for rule in dict.fromkeys(r["rule"] for r in rows):
         mine = [r for r in rows if r["rule"] == rule]
         cells = [interval([r[k] for r in mine]) for k in METRICS] + [interval([r["after"] for r in mine])]
-        if rule != "ELPO A_hier":
-            cells[3] = cells[4] = "n/a"
+        if rule == "ELPO tree, lambda_tree=0":  # the same run: only the advantage rule differs
+            cells[3:] = ["n/a"] * (len(cells) - 3)
+        elif rule == "GRPO":
+            cells[3] = cells[4] = cells[5] = "n/a"
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     summary = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)

@@ -84,8 +84,7 @@ def _cold_start(args) -> None:
     tokenizer.save_pretrained(args.out)
     record = {"command": "python -m elpo_min cold-start " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                                                     if k != "command"),
-              "first_loss": losses[0], "last_loss": sum(losses[-5:]) / len(losses[-5:]),
-              "minutes": round((time.perf_counter() - start) / 60, 2)}
+              "first_loss": losses[0], "last_loss": losses[-1], "minutes": round((time.perf_counter() - start) / 60, 2)}
     Path(args.out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
     print(record)
 

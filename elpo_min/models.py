@@ -126,6 +126,9 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype))
     model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    if gguf_file:  # the GGUF weights are dequantized on load: drop the marker that forbids saving
+        model.hf_quantizer, model.is_quantized = None, False
+        model.config.__dict__.pop("quantization_config", None)
     if not load_in_4bit:
         model.to(device)
     if lora_rank > 0:
@@ -152,8 +155,7 @@ def cache_keyword(model) -> str:
 
 
 def context_length(model) -> int:
-    config = model.config
-    return int(getattr(config, "max_position_embeddings", None) or 2048)
+    return int(getattr(model.config, "max_position_embeddings", None) or 2048)
 
 
 def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,

@@ -108,14 +108,15 @@ class Runtime:
         return contextlib.nullcontext()
 
     def reduce_record(self, record: dict) -> dict:
-        """One step record from every rank's: counts summed, the rest averaged (None skipped)."""
-        if self.world_size == 1:
-            return {**record, "world_size": 1}
+        """One step record from every rank's: counts summed, equal values kept, the rest averaged."""
         records, out = self.gather(record), {}
         for key in record:
             values = [r[key] for r in records if r.get(key) is not None]
-            numeric = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-            out[key] = (sum(values) if key in SUMMED else sum(values) / len(values)) if numeric else record[key]
+            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                out[key] = record[key]  # text, or None on every rank
+            else:
+                mean = values[0] if len(set(values)) == 1 else sum(values) / len(values)
+                out[key] = sum(values) if key in SUMMED else mean
         return {**out, "world_size": self.world_size}
 
     def barrier(self) -> None:

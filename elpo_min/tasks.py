@@ -70,8 +70,7 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def _timeout() -> int | None:
-    """math-verify's timeouts use SIGALRM, which only the main thread may set."""
+def _timeout() -> int | None:  # math-verify's timeouts use SIGALRM, which only the main thread may set
     return 5 if threading.current_thread() is threading.main_thread() else None
 
 

@@ -167,7 +167,8 @@ print("anchors:", [m for m, _ in r.probes], "-> t_crit =", r.t_crit, "(first dea
 # %% [markdown]
 # The search probed m = 4 (alive), jumped right, and never looked at step 3. In the
 # toy world a failed *tool call* followed by a retry is exactly this kind of dip, which
-# is why the oracle and BEL can disagree on trajectories with repairs.
+# is why the toy's oracle for t_crit is `toy.fatal_step` (the first wrong value carried
+# forward), not `toy.first_error_step`, which would count the repaired call.
 #
 # ## BEL on the tiny policy
 #
@@ -188,8 +189,8 @@ print(f"selected failures: {sum(len(t.searches) for t in trees)}, of which unpro
 print(f"rollouts per prompt: {[t.rollouts for t in trees][:8]} ...")
 
 # %% [markdown]
-# How good are these `t_crit`? Two references (SPEC 7): the toy **oracle** (first wrong
-# tool output) and a **Monte-Carlo** one: 8 continuations from every prefix(m) of τ*,
+# How good are these `t_crit`? Two references (SPEC 7): the toy **oracle** (its fatal
+# step) and a **Monte-Carlo** one: 8 continuations from every prefix(m) of τ*,
 # and the first m with no success. The same Monte-Carlo rates also score BEL's
 # *ranking*: at every branch point, do siblings with higher A_b have higher success
 # rates from their own prefixes (pairwise accuracy, Kendall tau)?

@@ -123,4 +123,4 @@ def test_smollm2_loads_by_name_offline_and_saves(tmp_path):
     again, _ = load_policy(str(tmp_path))
     ids = torch.tensor([tok.encode("Hello")])
     with torch.no_grad():
-        assert torch.allclose(model(ids).logits, again(ids).logits, atol=1e-5)
+        assert torch.allclose(model(ids).logits, again(ids).logits, atol=1e-4, rtol=1e-4)

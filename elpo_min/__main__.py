@@ -74,11 +74,11 @@ def _cold_start(args) -> None:
     model, tokenizer = load_policy(args.model)
     fmt = TurnFormat.for_chat(tokenizer, TIR_SYSTEM_PROMPT)
     rng = random.Random(args.seed)
-    held_out = {(p.start, p.ops) for p in toy.generate_problems(1000, seed=2)}
+    held_out = toy.held_out()
     problems = [p for p in toy.generate_problems(args.examples, seed=20_000 + args.seed, prefix="cold")
                 if (p.start, p.ops) not in held_out]
-    examples = [chat_example(fmt, tokenizer, toy.chat_question(p),
-                             toy.tir_demonstration(p, rng, args.p_copy_error, args.p_syntax_error)) for p in problems]
+    examples = [chat_example(fmt, tokenizer, toy.chat_question(p), toy.demo_pieces(
+        p, rng, args.p_copy_error, args.p_syntax_error, fenced=True)) for p in problems]
     losses = cold_start(model, examples, args.steps, args.lr, args.batch_size, tokenizer.pad_token_id, args.seed)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)

@@ -57,9 +57,7 @@ class Runtime:
     def prepare(self, model, optimizer):
         """``(training forward, optimizer)``, wrapped for DDP/FSDP/DeepSpeed when distributed."""
         forward = LogProbs(model)
-        if self.accelerator is None:
-            return forward, optimizer
-        return self.accelerator.prepare(forward, optimizer)
+        return (forward, optimizer) if self.accelerator is None else self.accelerator.prepare(forward, optimizer)
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items``, dealt round-robin (nothing is dropped)."""

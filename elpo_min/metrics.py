@@ -22,7 +22,7 @@ def maj_at_k(answers: list[str | None], correct: list[bool]) -> bool:
     return next(ok for a, ok in zip(answers, correct) if a is not None and a.strip() == winner)
 
 
-def evaluate(engine, problems: list, k: int = 1, progress: bool = True, first_error=None) -> dict:
+def evaluate(engine, problems: list, k: int = 1, progress: bool = True) -> dict:
     """Sample ``k`` trajectories per problem and summarize.
 
     Args:
@@ -30,7 +30,6 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True, first_er
         problems: held-out problems.
         k: samples per problem (pass@1 is averaged over all k).
         progress: show a progress bar.
-        first_error: ``(problem, tool_outputs) -> step | None``; toy.first_error_step by default.
 
     Returns:
         dict with ``success_rate``, ``pass@k`` for k in {1, k}, ``maj@k``,
@@ -46,7 +45,6 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True, first_er
     from .tasks import answer_outcome
     from .toy import Problem, first_error_step
 
-    first_error = first_error or first_error_step
     with tqdm(total=len(problems) * k, desc="evaluate", disable=not progress, leave=False) as bar:
         groups = engine.rollout([engine.start(p) for p in problems], k,
                                 progress=lambda done: bar.update(done))
@@ -57,7 +55,7 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True, first_er
         outcome = "correct" if t.success else answer_outcome(t.answer, str(t.problem.answer))
         outcomes["wrong" if outcome == "correct" and not t.success else outcome] += 1
         if not t.success and isinstance(t.problem, Problem):
-            step = first_error(t.problem, t.tool_outputs)
+            step = first_error_step(t.problem, t.tool_outputs)
             hist["none" if step is None else step] += 1
     turns = [turn for t in trajs for turn in t.turns]
     calls = [turn for turn in turns if turn.code is not None]
@@ -107,20 +105,19 @@ def ranking_quality(counts: list[tuple[int, int, int, int]]) -> dict:
             "kendall_tau": (conc - disc) / pairs if pairs else float("nan")}
 
 
-def oracle_hits(searches: list, first_error=None) -> list[bool]:
+def oracle_hits(searches: list) -> list[bool]:
     """Per probed search ``(tau, BELResult)`` whose trajectory has a fatal step: does t_crit
     equal the oracle's :func:`~elpo_min.toy.fatal_step` (the first wrong value carried forward;
     a retried call that raised is recoverable, not fatal)? Unprobed searches and trajectories
     with no fatal step (only slips, a wrong final copy) have nothing to compare and are skipped."""
     from .toy import Problem, fatal_step
 
-    first_error = first_error or fatal_step
-    oracles = [(first_error(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches
+    oracles = [(fatal_step(tau.problem, tau.tool_outputs), r.t_crit) for tau, r in searches
                if r.probes and isinstance(tau.problem, Problem)]  # only the toy has an oracle
     return [t_crit == oracle for oracle, t_crit in oracles if oracle is not None]
 
 
-def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
+def bel_report(engine, trees: list, n: int = 16) -> dict:
     """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7).
 
     For every probed search, ``n`` continuations from each prefix(m), m = 1..K-1, give the
@@ -154,7 +151,7 @@ def bel_report(engine, trees: list, n: int = 16, first_error=None) -> dict:
         k = tau.num_steps
         agree_mc += result.t_crit == mc_first_dead_step(rates[offset:offset + k - 1])
         offset += k - 1
-    hits = oracle_hits(searches, first_error)
+    hits = oracle_hits(searches)
     child_rate = dict(zip(map(id, step_children), rates[offset:]))
     ranking = ranking_quality([pair_counts([c.a_branch for c in sibs],
                                            [child_rate.get(id(c), c.reward) for c in sibs])

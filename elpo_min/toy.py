@@ -186,21 +186,23 @@ def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
     return calls, current
 
 
-def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
-                  p_syntax_error: float = 0.0) -> str:
-    """:func:`demo_steps` in the toy's tag format (prompt excluded)."""
+def demo_pieces(problem: Problem, rng: random.Random, p_copy_error: float = 0.0, p_syntax_error: float = 0.0,
+                fenced: bool = False) -> list[tuple[str, str | None]]:
+    """:func:`demo_steps` as assistant pieces ``[(text, tool output | None)]``: the toy's tags, or
+    (``fenced``) one ```python block per step and a ``\\boxed{}`` answer for a chat model's cold start."""
     calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error)
-    text = "".join(f"{CALL_OPEN}{code}{CALL_CLOSE}" + render_output(out) for code, out in calls)
-    return text + f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
-
-
-def tir_demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
-                      p_syntax_error: float = 0.0) -> list[tuple[str, str | None]]:
-    """:func:`demo_steps` as fenced-TIR assistant pieces ``[(text, tool output | None)]``
-    for a chat model's cold start: one ```python block per step, then ``\\boxed{}``."""
-    calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error)
+    if not fenced:
+        return [(f"{CALL_OPEN}{code}{CALL_CLOSE}", out) for code, out in calls] + [
+            (f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}", None)]
     pieces = [(f"Step {i}:\n```python\n{code}\n```", out) for i, (code, out) in enumerate(calls, start=1)]
     return pieces + [(f"The final answer is \\boxed{{{answer}}}.", None)]
+
+
+def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
+                  p_syntax_error: float = 0.0) -> str:
+    """:func:`demo_pieces` in the toy's tag format as one string (prompt excluded)."""
+    return "".join(text + (render_output(out) if out is not None else "")
+                   for text, out in demo_pieces(problem, rng, p_copy_error, p_syntax_error))
 
 
 def write_jsonl(problems: list[Problem], path: str | Path) -> None:
@@ -258,13 +260,18 @@ def problem_from_row(row: dict) -> Problem:
     return Problem(row["start"], tuple((op[0], int(op[1:])) for op in row["ops"]), id=row["id"])
 
 
+def held_out(n_test: int = 1000) -> set:
+    """``(start, ops)`` of the test split's problems: training data of any kind must avoid them."""
+    return {(p.start, p.ops) for p in generate_problems(n_test, seed=2, prefix="test")}
+
+
 def make_data(out_dir: str | Path = "data", n_train: int = 4000, n_test: int = 1000) -> None:
     """Write the shipped splits (deterministic: same bytes on every run)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    test = generate_problems(n_test, seed=2, prefix="test")
-    held_out = {(p.start, p.ops) for p in test}
+    test = generate_problems(n_test, seed=2, prefix="test")  # what held_out() names
+    test_keys = {(p.start, p.ops) for p in test}
     train = [p for p in generate_problems(n_train + 50, seed=1, prefix="train")
-             if (p.start, p.ops) not in held_out][:n_train]
+             if (p.start, p.ops) not in test_keys][:n_train]
     write_jsonl(train, out_dir / "toy_train.jsonl")
     write_jsonl(test, out_dir / "toy_test.jsonl")

@@ -76,9 +76,10 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
                 if id(traj) in elc_turns and i >= elc_turns[id(traj)]:
                     elc[turn.start:turn.end] = 1.0
             if toy_tree:
+                labelled = list(zip(turn_labels(traj), traj.turns, path[id(traj)]))  # labels once, two rules
                 for rule, key in (("", "a_hier"), ("_lambda0", "a_traj")):
                     turns = [(label, getattr(node, key), turn.end - turn.start, int(elc[turn.start:turn.end].sum()))
-                             for label, turn, node in zip(turn_labels(traj), traj.turns, path[id(traj)])]
+                             for label, turn, node in labelled]
                     credit[rule][-1].append({"success": traj.success, "turns": turns})
             seqs.append(traj)
             advs.append(adv)

@@ -36,12 +36,8 @@ def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_s
     """
     from .rollout import Trajectory, TurnFormat, collate
 
-    seqs = []
-    for p in problems:
-        calls, answer = toy.demo_steps(p, rng, p_copy_error, p_syntax_error)
-        pieces = [(f"{toy.CALL_OPEN}{code}{toy.CALL_CLOSE}", out) for code, out in calls]
-        seqs.append(chat_example(TurnFormat(), tokenizer, p.prompt,
-                                 pieces + [(f"{toy.ANSWER_OPEN}{answer}{toy.ANSWER_CLOSE}", None)]))
+    seqs = [chat_example(TurnFormat(), tokenizer, p.prompt, toy.demo_pieces(p, rng, p_copy_error, p_syntax_error))
+            for p in problems]
     seqs.sort(key=lambda s: len(s[0]))
     chunks = [seqs[i:i + batch_size] for i in range(0, len(seqs), batch_size)]
     rng.shuffle(chunks)
@@ -75,7 +71,7 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     else:
         tokenizer = build_tiny_tokenizer()
         model = build_tiny_policy(tokenizer, seed=seed)
-    held_out = {(p.start, p.ops) for p in toy.generate_problems(1000, seed=2)}
+    held_out = toy.held_out()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 1.0 if init else min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / steps)))

@@ -85,7 +85,7 @@ tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<e
 fmt = TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT)  # style="fenced" is the default
 problem = toy.generate_problems(1, seed=1)[0]
 ids, mask = chat_example(fmt, tok, toy.chat_question(problem),
-                         toy.tir_demonstration(problem, random.Random(3), p_syntax_error=0.4))
+                         toy.demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True))
 spans, start = [], 0
 for i in range(1, len(ids) + 1):  # group runs of equal mask
     if i == len(ids) or mask[i] != mask[start]:

@@ -1,17 +1,24 @@
-"""One-GPU check: training memory and time per ELPO update, and decode speed.
+"""One-GPU check: training memory and time per ELPO update, recipes, and decode speed.
 
-Random weights of the real shapes (Qwen2.5 0.5B/1.5B/3B/7B-Instruct) with the real
-vocabulary: memory and speed do not depend on the weights or on which ids are sampled,
-so no download and no tokenizer are needed. Two tables:
+Random weights of the real shapes (Qwen2.5 0.5B/1.5B/3B/7B-Instruct, Qwen3-4B) with the
+real vocabulary: memory and speed do not depend on the weights or on which ids are
+sampled, so no download and no tokenizer are needed. Sections, each printed as a table
+and saved to the JSON as soon as it is done (a run cut short keeps what it measured):
 
-1. **update**: one ELPO update through the project's own ``policy_update`` (LoRA r16 on
-   all linear layers, gradient checkpointing, token-chunked log-probs) on 8 x 1024
-   tokens, bf16 LoRA and nf4 QLoRA (bitsandbytes): peak memory and seconds.
-2. **decode**: decode steps/s at batch 64 and 256 (0.5B, bf16, 31-token prompt, 128
-   sampled tokens, stop tokens off, T = 1) for the rollout engine, ``generate`` with a
-   dynamic cache and ``generate`` with a static cache (compiled), all in this one run.
+1. **decode**: steps/s at batch 64 and 256 (0.5B, bf16, 31-token prompt, 128 sampled
+   tokens, stop tokens off, T = 1): the rollout engine (CUDA graph, and eager), ``generate``
+   with a dynamic cache, and (last, it compiles) ``generate`` with a static compiled cache.
+2. **equivalence**: the CUDA-graph decode against the eager one under one seed, and its
+   recorded log-probs against a teacher-forced pass.
+3. **prefix reuse**: BEL-style continuations (16 prefixes of 512 tokens x 16), each prefix
+   prefilled once and branched, or prefilled once per row.
+4. **update**: one ELPO update through the project's own ``policy_update`` (LoRA r16 on
+   all linear layers, gradient checkpointing, token-chunked log-probs) on 8 x 1024 tokens,
+   bf16 LoRA and nf4 QLoRA (bitsandbytes): peak memory and seconds.
+5. **recipes**: each ``configs/*.yaml`` at its shape: one mini-batch update with its
+   micro-batches (peak memory, seconds) and decode steps/s at its rollout batch.
 
-Every row is timed under ``torch.no_grad()`` where it decodes, after one warm-up.
+Every decode is timed under ``torch.no_grad()`` after one warm-up.
 
     python benchmarks/gpu_check.py --device cuda                 # about 5 minutes on one H100
     python benchmarks/gpu_check.py --device cpu --tiny           # seconds: the test suite's smoke run
@@ -28,7 +35,8 @@ from pathlib import Path
 import torch
 
 from elpo_min.config import Config
-from elpo_min.rollout import RolloutEngine, Trajectory
+from elpo_min.models import token_logprobs
+from elpo_min.rollout import RolloutEngine, Trajectory, collate
 from elpo_min.train import policy_update
 
 SHAPES = {  # Qwen2.5-*-Instruct config.json values
@@ -40,9 +48,15 @@ SHAPES = {  # Qwen2.5-*-Instruct config.json values
                num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
     "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                     num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=True),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True),
 }
+
+
+RECIPE_SHAPES = {"Qwen/Qwen2.5-0.5B-Instruct": "0.5b", "Qwen/Qwen2.5-1.5B-Instruct": "1.5b",
+                 "Qwen/Qwen2.5-3B-Instruct": "3b", "Qwen/Qwen3-4B-Instruct-2507": "qwen3-4b"}
 
 
 class IdTokenizer:
@@ -69,11 +83,13 @@ class IdTokenizer:
 def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: int = 16):
     """A Qwen2 model of ``shape`` with random weights, optionally nf4 (QLoRA), LoRA-wrapped."""
     from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen2Config(**SHAPES[shape], max_position_embeddings=4096, pad_token_id=0, eos_token_id=1)
+    config_cls, model_cls = (Qwen3Config, Qwen3ForCausalLM) if shape.startswith("qwen3") else (Qwen2Config,
+                                                                                              Qwen2ForCausalLM)
+    config = config_cls(**SHAPES[shape], max_position_embeddings=4096, pad_token_id=0, eos_token_id=1)
     with torch.device(device):
-        model = Qwen2ForCausalLM(config).to(dtype)
+        model = model_cls(config).to(dtype)
     if nf4:
         import bitsandbytes as bnb
 
@@ -83,7 +99,7 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
                     if isinstance(linear, torch.nn.Linear):
                         q = bnb.nn.Linear4bit(linear.in_features, linear.out_features, linear.bias is not None,
                                               compute_dtype=dtype, quant_type="nf4", device="meta")
-                        q.weight = bnb.nn.Params4bit(linear.weight.data.cpu(), requires_grad=False,
+                        q.weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False,
                                                      quant_type="nf4").to(device)
                         if linear.bias is not None:
                             q.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
@@ -94,14 +110,15 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
     if lora_rank:
         model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=32, target_modules="all-linear",
                                                  task_type="CAUSAL_LM"))
-        model.activation_checkpointing_enable({"use_reentrant": False})
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable({"use_reentrant": False})  # the name before transformers 5.2x
     return model
 
 
-def update_row(shape, nf4, device, seqs, tokens, dtype) -> dict:
+def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = None) -> dict:
     """Peak memory and seconds of one ELPO update (the second of two) on seqs x tokens."""
     torch.manual_seed(0)
-    model = random_model(shape, dtype, device, nf4=nf4)
+    model = random_model(shape, dtype, device, nf4=nf4, lora_rank=cfg.lora_rank if cfg else 16)
     vocab = SHAPES[shape]["vocab_size"]
     ids = torch.randint(2, vocab, (seqs, tokens), device=device)
     action = torch.ones(seqs, tokens, device=device)
@@ -110,7 +127,7 @@ def update_row(shape, nf4, device, seqs, tokens, dtype) -> dict:
              "old_logp": torch.full((seqs, tokens), -2.0, device=device),
              "advantages": torch.randn(seqs, 1, device=device).expand(seqs, tokens).contiguous(),
              "elc_mask": torch.zeros(seqs, tokens, device=device)}
-    cfg = Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=1024)
+    cfg = cfg or Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=1024)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     seconds = []
     for _ in range(2):
@@ -130,21 +147,48 @@ def update_row(shape, nf4, device, seqs, tokens, dtype) -> dict:
             "peak_gib": peak, "update_s": seconds[-1]}
 
 
-def decode_rows(shape, device, batch_sizes, prompt_len, new_tokens, dtype) -> list[dict]:
-    torch.manual_seed(0)
-    model = random_model(shape, dtype, device, lora_rank=0).eval()
-    vocab = SHAPES[shape]["vocab_size"]
-    engine = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, batch_size=max(batch_sizes))
-    engine.stop_ids, engine.trigger_ids = set(), set()  # run every step, like min_new_tokens
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+def has_bnb() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device) -> float:
+    """Seconds of one call of ``fn`` after one warm-up call."""
+    fn()
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def seeds_of(prompts: torch.Tensor) -> list[Trajectory]:
+    return [Trajectory(None, p.tolist(), [0] * len(p), [0.0] * len(p), [0.0] * len(p), len(p)) for p in prompts]
+
+
+def decode_rows(model, device, batch_sizes, prompt_len, new_tokens, compiled: bool = False, only=None) -> list[dict]:
+    """Decode steps/s: the engine (CUDA graph and eager) against ``generate``, same sampling."""
+    vocab = model.config.vocab_size
     rows = []
     for b in batch_sizes:
         prompts = torch.randint(2, vocab, (b, prompt_len))
 
-        def engine_run():
-            seeds = [Trajectory(None, p.tolist(), [0] * prompt_len, [0.0] * prompt_len, [0.0] * prompt_len,
-                                prompt_len) for p in prompts]
-            engine._generate_turn(seeds)
+        engines = {}
+        for graphs in (True, False):  # built outside the timing: a one-off scan of the vocabulary
+            engines[graphs] = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, batch_size=b,
+                                            cuda_graphs=graphs)
+            engines[graphs].stop_ids, engines[graphs].trigger_ids = set(), set()  # every step, like min_new_tokens
+
+        def engine_run(graphs):
+            engines[graphs]._generate_turn(seeds_of(prompts))
 
         def generate_run(cache):
             kwargs = {"cache_implementation": "static"} if cache == "static" else {}
@@ -153,17 +197,83 @@ def decode_rows(shape, device, batch_sizes, prompt_len, new_tokens, dtype) -> li
                                do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=new_tokens,
                                min_new_tokens=new_tokens, pad_token_id=0, **kwargs)
 
-        for name, fn in (("rollout engine", engine_run), ("generate, dynamic cache", lambda: generate_run("dynamic")),
-                         ("generate, static cache, compiled", lambda: generate_run("static"))):
+        runs = [("rollout engine", lambda: engine_run(True)),
+                ("generate, dynamic cache", lambda: generate_run("dynamic"))]
+        if device.startswith("cuda"):
+            runs.insert(1, ("rollout engine, no CUDA graph", lambda: engine_run(False)))
+        if compiled:
+            runs.append(("generate, static cache, compiled", lambda: generate_run("static")))
+        for name, fn in [r for r in runs if only is None or r[0] in only]:
             try:
-                fn()  # warm-up (and compilation)
-                sync()
-                start = time.perf_counter()
-                fn()
-                sync()
-                rows.append({"batch": b, "decoder": name, "steps_per_s": new_tokens / (time.perf_counter() - start)})
+                rows.append({"batch": b, "decoder": name, "steps_per_s": new_tokens / timed(fn, device)})
+                if name == "rollout engine" and device.startswith("cuda"):  # False: the capture failed
+                    rows[-1]["cuda_graph"] = engines[True].cuda_graphs
             except Exception as e:  # report, do not hide: e.g. static cache unsupported on this build
-                rows.append({"batch": b, "decoder": name, "error": f"{type(e).__name__}: {e}"[:200]})
+                rows.append({"batch": b, "decoder": name, "error": f"{type(e).__name__}: {e}"[:300]})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def graph_equivalence(model, device, batch=16, prompt_len=31, new_tokens=64) -> dict:
+    """The CUDA-graph path against the eager path under one seed, and against teacher forcing."""
+    vocab = model.config.vocab_size
+    prompts = torch.randint(2, vocab, (batch, prompt_len))
+    out = {}
+    for graphs in (True, False):
+        engine = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, cuda_graphs=graphs)
+        engine.stop_ids, engine.trigger_ids = set(), set()
+        seeds = seeds_of(prompts)
+        torch.manual_seed(123)
+        engine._generate_turn(seeds)
+        out[graphs] = seeds
+    same = sum(a == b for g, e in zip(out[True], out[False]) for a, b in zip(g.token_ids, e.token_ids))
+    agree = [abs(a - b) for g, e in zip(out[True], out[False]) for x, y, a, b in
+             zip(g.token_ids, e.token_ids, g.logprobs, e.logprobs) if x == y]
+    batch_t = collate(out[True], 0, device)
+    with torch.no_grad():
+        forced = token_logprobs(model, batch_t["input_ids"], batch_t["attention_mask"])
+    action = batch_t["action_mask"].bool()
+    gap = (forced[action] - batch_t["old_logp"][action]).abs()
+    return {"tokens_identical": same / sum(len(t.token_ids) for t in out[True]),
+            "max_abs_logp_diff_graph_vs_eager": max(agree),
+            "max_abs_logp_diff_graph_vs_teacher_forced": gap.max().item(),
+            "mean_abs_logp_diff_graph_vs_teacher_forced": gap.mean().item()}
+
+
+def prefix_reuse_rows(model, device, anchors, continuations, prefix_len, new_tokens) -> list[dict]:
+    """BEL-style continuations: ``anchors`` distinct prefixes, each continued ``continuations``
+    times, prefilled once per prefix (branching its cache) or once per row."""
+    vocab = model.config.vocab_size
+    prefixes = torch.randint(2, vocab, (anchors, prefix_len)).repeat_interleave(continuations, 0)
+    rows = []
+    for share in (True, False):
+        engine = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, batch_size=len(prefixes))
+        engine.stop_ids, engine.trigger_ids, engine.share_prefixes = set(), set(), share
+        seconds = timed(lambda: engine._generate_turn(seeds_of(prefixes)), device)
+        rows.append({"continuations": f"{anchors} prefixes x {continuations}", "prefix_tokens": prefix_len,
+                     "new_tokens": new_tokens, "prefix_reuse": share, "seconds": seconds})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def recipe_rows(device, dtype, tokens, shape: str | None = None) -> list[dict]:
+    """Each configs/*.yaml recipe with random weights of its shape: peak memory and seconds of
+    one mini-batch update (its micro-batches), and decode steps/s at its rollout batch."""
+    rows = []
+    for path in sorted(Path("configs").glob("*.yaml")):
+        cfg = Config.load(str(path))
+        row_shape = shape or RECIPE_SHAPES[cfg.model]
+        row = {"config": str(path), "shape": row_shape, "lora_rank": cfg.lora_rank, "micro_batch": cfg.micro_batch_size,
+               "tokens": f"{cfg.minibatch_size}x{tokens}"}
+        nf4 = cfg.load_in_4bit and has_bnb()
+        row["mode"] = "nf4 QLoRA" if nf4 else "bf16 LoRA"
+        row.update(update_row(row_shape, nf4, device, cfg.minibatch_size, tokens, dtype, cfg))
+        model = random_model(row_shape, dtype, device, nf4=nf4, lora_rank=0).eval()
+        row["decode_steps_per_s"] = decode_rows(model, device, [cfg.rollout_batch_size], 256, 64,
+                                                only=["rollout engine"])[0].get("steps_per_s")
+        del model
+        rows.append(row)
+        print(row, flush=True)
     return rows
 
 
@@ -171,42 +281,91 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="tiny shapes and batches: a smoke run for CPU")
-    ap.add_argument("--shapes", default="0.5b,1.5b,3b,7b")
+    ap.add_argument("--shapes", default="0.5b,1.5b,7b,3b")
+    ap.add_argument("--budget_s", type=float, default=420, help="skip the remaining sections after this")
+    ap.add_argument("--sections", default="decode,equivalence,prefix_reuse,update,recipes,decode_compiled")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
-    shapes = ["tiny"] if args.tiny else args.shapes.split(",")
-    seqs, tokens = (2, 96) if args.tiny else (8, 1024)
-    try:
-        import bitsandbytes  # noqa: F401
-        modes = (False, True)
-    except ImportError:
-        modes = (False,)
-        print("bitsandbytes is not installed: nf4 rows skipped")
-    started = time.perf_counter()
-    updates = [update_row(s, nf4, args.device, seqs, tokens, dtype) for s in shapes for nf4 in modes]
-    decode = decode_rows("tiny" if args.tiny else "0.5b", args.device, [4, 8] if args.tiny else [64, 256],
-                         31, 8 if args.tiny else 128, dtype)
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     import transformers
 
-    result = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
-              "command": "python benchmarks/gpu_check.py --device " + args.device + (" --tiny" if args.tiny else ""),
-              "seconds": time.perf_counter() - started, "update": updates, "decode": decode}
-    print(f"{device}, torch {torch.__version__}, transformers {transformers.__version__}")
-    print(f"\none ELPO update, {seqs} x {tokens} tokens, LoRA r16, gradient checkpointing")
-    print("| shape | mode | peak memory (GiB) | seconds per update |\n|---|---|---|---|")
-    for r in updates:
-        peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a (CPU)"
-        print(f"| {r['shape']} | {r['mode']} | {peak} | {r['update_s']:.2f} |")
-    print("\ndecode steps/s (0.5B shape)" if not args.tiny else "\ndecode steps/s (tiny shape)")
-    print("| batch | decoder | steps/s |\n|---|---|---|")
-    for r in decode:
-        print(f"| {r['batch']} | {r['decoder']} | {r.get('steps_per_s', 0):.1f} {r.get('error', '')} |")
+    tiny, cuda = args.tiny, args.device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    device_name = torch.cuda.get_device_name() if cuda else platform.processor() or "cpu"
     out = Path(args.out or f"benchmarks/results/gpu_check_{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out} in {result['seconds']:.0f} s")
+    started = time.perf_counter()
+    result = {"device": device_name, "torch": torch.__version__, "transformers": transformers.__version__,
+              "command": "python benchmarks/gpu_check.py --device " + args.device + (" --tiny" if tiny else "")}
+    print(f"{device_name}, torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
+    modes = (False, True) if has_bnb() else (False,)
+    if not has_bnb():
+        print("bitsandbytes is not installed: nf4 rows skipped")
+
+    def section(name, fn):
+        if name not in args.sections.split(","):
+            return
+        if time.perf_counter() - started > args.budget_s:
+            result.setdefault("skipped", []).append(name)
+            return
+        try:
+            result[name] = fn()
+        except Exception as e:  # keep the other sections
+            result[name] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            print(name, result[name], flush=True)
+        result["seconds"] = time.perf_counter() - started
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+    models = {}
+
+    def small():  # the 0.5B decode model, built once; freed before the update sections measure memory
+        if "small" not in models:
+            torch.manual_seed(0)
+            models["small"] = random_model("tiny" if tiny else "0.5b", dtype, args.device, lora_rank=0).eval()
+        return models["small"]
+
+    section("decode", lambda: decode_rows(small(), args.device, [4, 8] if tiny else [64, 256], 31, 8 if tiny else 128,
+                                          compiled=False))
+    section("equivalence", lambda: graph_equivalence(small(), args.device, *((4, 7, 6) if tiny else ())))
+    section("prefix_reuse", lambda: prefix_reuse_rows(small(), args.device,
+                                                      *((2, 4, 24, 4) if tiny else (16, 16, 512, 64))))
+    models.clear()
+    if cuda:
+        torch.cuda.empty_cache()
+    seqs, tokens = (2, 96) if tiny else (8, 1024)
+    section("update", lambda: [update_row(s, nf4, args.device, seqs, tokens, dtype)
+                               for s in (["tiny"] if tiny else args.shapes.split(",")) for nf4 in modes])
+    section("recipes", lambda: recipe_rows(args.device, dtype, 96 if tiny else 1024, "tiny" if tiny else None))
+    if not tiny:  # last: it compiles (minutes)
+        section("decode_compiled", lambda: decode_rows(small(), args.device, [64, 256], 31, 128, compiled=True,
+                                                             only=["generate, static cache, compiled"]))
+    report(result, out)
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n{title}\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row) + " |")
+
+
+def report(result: dict, out: Path) -> None:
+    def ok(section):
+        return result.get(section) if isinstance(result.get(section), list) else []
+
+    decode = ok("decode") + ok("decode_compiled")
+    table("decode steps/s (0.5B shape)", ["batch", "decoder", "steps/s"],
+          [[r["batch"], r["decoder"], r.get("steps_per_s", r.get("error"))] for r in decode])
+    if "equivalence" in result:
+        print("\nCUDA graph vs eager:", result["equivalence"])
+    table("BEL continuations", ["continuations", "prefix tokens", "new tokens", "prefix reuse", "seconds"],
+          [[r["continuations"], r["prefix_tokens"], r["new_tokens"], r["prefix_reuse"], r["seconds"]]
+           for r in ok("prefix_reuse")])
+    gib = lambda r: r["peak_gib"] if r.get("peak_gib") is not None else "n/a (CPU)"  # noqa: E731
+    table("one ELPO update, gradient checkpointing", ["shape", "mode", "tokens", "peak memory (GiB)", "seconds"],
+          [[r["shape"], r["mode"], r["tokens"], gib(r), r["update_s"]] for r in ok("update")])
+    table("recipes: one mini-batch update", ["config", "mode", "tokens", "peak GiB", "update s", "decode steps/s"],
+          [[r["config"], r["mode"], r["tokens"], gib(r), r["update_s"], r["decode_steps_per_s"]]
+           for r in ok("recipes")])
+    print(f"\nwrote {out} in {result.get('seconds', 0):.0f} s; skipped: {result.get('skipped', [])}")
 
 
 if __name__ == "__main__":

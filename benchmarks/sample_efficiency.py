@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ARMS = {"grpo": ["--algo", "grpo"], "elpo": ["--algo", "elpo"],
-        "elpo_lambda0": ["--algo", "elpo", "--lambda_tree", "0"], "elpo_no_elc": ["--algo", "elpo", "--eps_elc", "0"]}
+        "elpo_lambda0": ["--algo", "elpo", "--lambda_tree", "0"], "elpo_no_elc": ["--algo", "elpo", "--eps_elc", "0"],
+        "elpo_random_anchors": ["--algo", "elpo"]}
+RUNNER = {"elpo_random_anchors": [str(Path(__file__).with_name("random_anchors.py"))]}  # default: -m elpo_min
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
@@ -48,7 +50,8 @@ def main():
     def run(job):
         arm, seed = job
         run_dir = out / f"{arm}-{seed}"
-        cmd = [sys.executable, "-m", "elpo_min", "train", *ARMS[arm], "--seed", str(seed), "--steps", str(args.steps),
+        cmd = [sys.executable, *RUNNER.get(arm, ["-m", "elpo_min"]), "train", *ARMS[arm], "--seed", str(seed),
+               "--steps", str(args.steps),
                "--eval_every", str(args.eval_every), "--eval_problems", str(args.eval_problems),
                "--save_every", str(args.steps), "--threads", "1", "--progress", "false", "--out_dir", str(run_dir),
                *extra]

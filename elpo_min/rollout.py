@@ -8,15 +8,17 @@ under the sampling distribution (temperature applied, before top-p) and its entr
 A continuation from ``prefix(m)`` starts from the parent's stored ids: nothing is ever
 decoded and re-encoded.
 
-Design choices: each turn re-prefills its context rather than carrying the KV cache
-across the tool call (simple and correct with left padding); finished rows leave the
-batch cache once a quarter of the batch is done.
+Design choices (speed): the engine owns its KV cache (:class:`KVSlots`, fixed shapes), so
+a turn after a tool call feeds only the new tokens, each distinct context is prefilled
+once and branched to the rows that share it, and on a GPU the decode step is replayed as
+a CUDA graph. Finished rows stay in the batch until the turn ends (static shapes).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,7 +171,7 @@ class RolloutEngine:
                  question: Callable = lambda p: p.prompt, check: Callable = toy.check_answer,
                  executor: str = "arith", temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 48, max_turns: int = 10, batch_size: int = 256,
-                 tool_workers: int = 2, tool_timeout_s: float = 5.0):
+                 tool_workers: int = 2, tool_timeout_s: float = 5.0, cuda_graphs: bool = True):
         if temperature <= 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         self.model, self.tokenizer, self.fmt = model, tokenizer, fmt or TurnFormat()
@@ -177,6 +179,7 @@ class RolloutEngine:
         self.temperature, self.top_p = temperature, top_p
         self.max_new_tokens, self.max_turns, self.batch_size = max_new_tokens, max_turns, batch_size
         self.tool_workers, self.tool_timeout_s = tool_workers, tool_timeout_s
+        self.cuda_graphs, self.share_prefixes, self._carry = cuda_graphs, True, None  # _carry: see _prefill
         self.cache_kw = cache_keyword(model)
         self.max_len = context_length(model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -214,6 +217,7 @@ class RolloutEngine:
         counts = [n] * len(seeds) if isinstance(n, int) else list(n)
         groups = [[seed.prefix(seed.num_steps) for _ in range(c)] for seed, c in zip(seeds, counts)]
         active = [t for g in groups for t in g]
+        self._carry = None
         while active:
             for i in range(0, len(active), self.batch_size):
                 self._generate_turn(active[i:i + self.batch_size])
@@ -230,6 +234,7 @@ class RolloutEngine:
             if progress:
                 progress(len(finished))
             active = [t for t in active if not t.done]
+        self._carry = None  # free the cache
         return groups
 
     def _append_output(self, traj: Trajectory, output: str) -> None:
@@ -246,56 +251,51 @@ class RolloutEngine:
     @torch.no_grad()
     def _generate_turn(self, batch: list[Trajectory]) -> None:
         """Generate one assistant turn for every trajectory in ``batch`` (in place)."""
-        model, device = self.model, next(self.model.parameters()).device
-        lengths = [len(t.token_ids) for t in batch]
-        width = max(lengths)
-        budget = min(self.max_new_tokens, self.max_len - width)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)  # [B, T]
-        mask = torch.zeros((len(batch), width), dtype=torch.long)  # [B, T]
-        for row, t in enumerate(batch):
-            ids[row, width - len(t.token_ids):] = torch.tensor(t.token_ids)
-            mask[row, width - len(t.token_ids):] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        position = mask.cumsum(-1) - 1  # [B, T]
-        from transformers import DynamicCache  # imported here so `import elpo_min` stays light
+        config = self.model.config
+        stock = getattr(config, "_attn_implementation", None)
+        if stock == "sdpa":
+            from transformers import AttentionInterface
 
-        cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=position.clamp(min=0),
-                    use_cache=True, logits_to_keep=1, **{self.cache_kw: cache})
-        rows = torch.arange(len(batch), device=device)  # batch row -> index into `batch`
-        new = [[] for _ in batch]
+            AttentionInterface.register("elpo_packed_sdpa", packed_sdpa)
+            config._attn_implementation = "elpo_packed_sdpa"
+        try:
+            self._decode_turn(batch)
+        finally:
+            config._attn_implementation = stock
+
+    def _decode_turn(self, batch: list[Trajectory]) -> None:
+        lengths = [len(t.token_ids) for t in batch]
+        budget = min(self.max_new_tokens, self.max_len - max(lengths))
+        slots, logits = self._prefill(batch, lengths, budget)  # KVSlots, [B, V]
+        first_col = int(slots.col)
+        token, logp, entropy = sample_tokens(logits, self.temperature, self.top_p)  # [B, 1], [B], [B]
+        position = torch.tensor(lengths, device=token.device)[:, None]  # [B, 1]: where `token` goes
+        step = self._decode_step(slots, token, position)
+        records = [torch.stack([token[:, 0].float(), logp, entropy])]  # float32 holds ids < 2**24 exactly
+        new: list[list[tuple[int, float, float]]] = [[] for _ in batch]
         stopped = [False] * len(batch)
-        next_pos = position[:, -1:] + 1  # [B, 1]
-        for _ in range(max(budget, 0)):
-            logits = out.logits[:, -1].float() / self.temperature  # [b, V]
-            log_probs = logits.log_softmax(-1)  # [b, V]
-            probs = log_probs.exp()  # [b, V]
-            entropy = -(probs * log_probs).sum(-1)  # [b]
-            token = torch.multinomial(self._top_p(probs), 1)  # [b, 1]
-            logp = log_probs.gather(-1, token).squeeze(-1)  # [b]
-            # one device->host copy per step: rows, tokens, log-probs, entropies (float32 holds
-            # ids below 2**24 exactly)
-            step = torch.stack([rows.float(), token.squeeze(-1).float(), logp, entropy]).tolist()
-            row_list = [int(r) for r in step[0]]
-            for r, tok, lp, h in zip(row_list, step[1], step[2], step[3]):
-                if stopped[r]:
-                    continue
-                new[r].append((int(tok), lp, h))
-                if int(tok) in self.stop_ids or (int(tok) in self.trigger_ids and self.fmt.turn_ends(
-                        self.tokenizer.decode([s[0] for s in new[r]]))):
-                    stopped[r] = True
-            keep = [i for i, r in enumerate(row_list) if not stopped[r]]
-            if not keep:
-                break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)  # [b, T+1]
-            if len(keep) < 0.75 * len(row_list):  # drop finished rows from the cache
-                idx = torch.tensor(keep, device=device)
-                cache.batch_select_indices(idx)
-                rows, token, mask, next_pos = rows[idx], token[idx], mask[idx], next_pos[idx]
-            out = model(input_ids=token, attention_mask=mask, position_ids=next_pos, use_cache=True,
-                        **{self.cache_kw: cache})
-            next_pos = next_pos + 1
-        for traj, sampled, stop in zip(batch, new, stopped):
+        sync_every = 8 if token.is_cuda else 1  # fewer device->host waits; stops are seen <= 7 steps late
+        for i in range(1, max(budget, 0) + 1):
+            if i == budget or len(records) == sync_every:
+                for tokens, logps, entropies in torch.stack(records).tolist():  # one copy per flush
+                    for r, (tok, lp, h) in enumerate(zip(map(int, tokens), logps, entropies)):
+                        if stopped[r]:
+                            continue
+                        new[r].append((tok, lp, h))
+                        stopped[r] = tok in self.stop_ids or (tok in self.trigger_ids and self.fmt.turn_ends(
+                            self.tokenizer.decode([s[0] for s in new[r]])))
+                records = []
+                if i == budget or all(stopped):
+                    break
+            logp, entropy = step()
+            records.append(torch.stack([token[:, 0].float(), logp, entropy]))
+        cached = []
+        for r, (traj, sampled, stop) in enumerate(zip(batch, new, stopped)):
+            # samples 0..n-2 were fed back through the cache; the last one was not (or is
+            # followed by garbage): the next turn feeds it again with the tool output
+            fed = max(len(sampled) - 1, 0)
+            slots.valid[r, first_col + fed:] = False
+            cached.append(lengths[r] + fed)
             start = len(traj.token_ids)
             traj.token_ids += [s[0] for s in sampled]
             traj.action_mask += [1] * len(sampled)
@@ -306,14 +306,187 @@ class RolloutEngine:
             if code is None or not stop:  # an answer, a turn with neither, or out of tokens
                 traj.answer, traj.done = answer, True
                 traj.truncated = answer is None or (not stop and code is not None)
+        self._carry = (batch, cached, slots)
 
-    def _top_p(self, probs: torch.Tensor) -> torch.Tensor:
-        """Zero out the tail beyond cumulative mass ``top_p`` (multinomial renormalizes)."""
-        if self.top_p >= 1.0:
-            return probs
-        sorted_p, order = probs.sort(-1, descending=True)  # [b, V]
-        drop = sorted_p.cumsum(-1) - sorted_p > self.top_p  # [b, V]
-        return probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    def _prefill(self, batch: list[Trajectory], lengths: list[int], budget: int) -> tuple[KVSlots, torch.Tensor]:
+        """A cache holding every row's ids, and each row's last logits [B, V].
+
+        Rows carried from the previous turn feed only what is new since (the last sampled
+        token and the tool output). Otherwise each distinct context is prefilled once and its
+        cache branched to the rows that share it (n samples of a prompt, X_m continuations of
+        an anchor)."""
+        device = next(self.model.parameters()).device
+        width = max(lengths) + max(budget, 0)
+        if self._carry is not None:
+            rows, cached, slots = self._carry
+            where = {id(t): r for r, t in enumerate(rows)}
+            idx = [where.get(id(t)) for t in batch]
+            if None not in idx:
+                pending = [t.token_ids[cached[r]:] for t, r in zip(batch, idx)]
+                need = int(slots.col) + max(map(len, pending)) + max(budget, 0)
+                if 2 * need <= 3 * width:  # else the holes left by short rows waste too much: start over
+                    slots = slots.select(torch.tensor(idx, device=device), max(_round_up(need), slots.length))
+                    return slots, self._extend(slots, pending, [cached[r] for r in idx])
+        distinct: dict[tuple, int] = {}  # (ids, row if prefixes are not shared) -> index
+        inverse = [distinct.setdefault((tuple(t.token_ids), 0 if self.share_prefixes else r), len(distinct))
+                   for r, t in enumerate(batch)]
+        slots = KVSlots(len(distinct), _round_up(width), device)
+        logits = self._extend(slots, [list(ids) for ids, _ in distinct], [0] * len(distinct))  # [U, V]
+        idx = torch.tensor(inverse, device=device)  # [B]
+        return slots.select(idx), logits[idx]
+
+    def _extend(self, slots: KVSlots, pending: list[list[int]], cached: list[int]) -> torch.Tensor:
+        """Feed each row's ``pending`` ids (left-padded into one block of columns) after its
+        ``cached`` tokens; returns the logits at each row's last id [B, V]."""
+        device, n = slots.valid.device, max(map(len, pending))
+        ids = torch.full((len(pending), n), self.pad_id, dtype=torch.long)  # [B, n]
+        real = torch.zeros((len(pending), n), dtype=torch.bool)  # [B, n]
+        for r, p in enumerate(pending):
+            ids[r, n - len(p):], real[r, n - len(p):] = torch.tensor(p, dtype=torch.long), True
+        ids, real = ids.to(device), real.to(device)
+        position = (torch.tensor(cached, device=device)[:, None] + real.cumsum(-1) - 1).clamp(min=0)  # [B, n]
+        col = int(slots.col)
+        allowed = slots.valid[:, None, :].repeat(1, n, 1)  # [B, n, L]: earlier columns of the row
+        allowed[:, :, col:col + n] = torch.ones(n, n, dtype=torch.bool, device=device).tril() & real[:, None, :]
+        slots.valid[:, col:col + n] = real
+        slots.end = col + n
+        mask = self._additive(allowed[:, None, :, :col + n])  # [B, 1, n, end]
+        out = self.model(input_ids=ids, position_ids=position, attention_mask=mask, use_cache=True,
+                         logits_to_keep=1, **{self.cache_kw: slots})
+        slots.col += n
+        return out.logits[:, -1]
+
+    def _decode_step(self, slots: KVSlots, token: torch.Tensor, position: torch.Tensor) -> Callable:
+        """``step()``: feed ``token`` [B, 1] at ``position``, sample the next one into ``token``,
+        return its (log-prob, entropy). Fixed shapes and buffers, so on a GPU the step after
+        the first is captured once as a CUDA graph and replayed (one launch instead of hundreds)."""
+        state: dict[str, Any] = {}
+
+        def step():
+            slots.valid.index_fill_(1, slots.col, True)
+            slots.end = slots.length if state.get("capturing") else slots.end + 1  # eager: skip unwritten columns
+            mask = self._additive(slots.valid[:, None, None, :slots.end])  # [B, 1, 1, end]
+            logits = self.model(input_ids=token, position_ids=position, attention_mask=mask, use_cache=True,
+                                **{self.cache_kw: slots}).logits[:, -1]  # [B, V]
+            slots.col += 1
+            position.add_(1)
+            sampled, logp, entropy = sample_tokens(logits, self.temperature, self.top_p)
+            token.copy_(sampled)
+            return logp, entropy
+
+        if not (token.is_cuda and self.cuda_graphs):
+            return step
+
+        def replay():
+            if "graph" not in state and state.get("warm"):
+                try:
+                    graph, state["capturing"] = torch.cuda.CUDAGraph(), True
+                    with torch.cuda.graph(graph):
+                        state["out"] = step()
+                    state["graph"] = graph
+                except Exception as e:  # an op the capture cannot hold: stay eager, say so once
+                    warnings.warn(f"CUDA graph capture failed, decoding eagerly: {e}", stacklevel=2)
+                    self.cuda_graphs = state["capturing"] = False
+                    state["graph"] = None
+            if state.get("graph") is None:  # the first step runs eagerly, on a side stream as
+                state["warm"] = True  # capture wants: lazy initialisation happens outside it
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    out = step()
+                torch.cuda.current_stream().wait_stream(side)
+                return out
+            state["graph"].replay()
+            return state["out"]
+
+        return replay
+
+    def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
+        """0 where attention is allowed, the dtype's minimum elsewhere (no NaN for empty rows)."""
+        dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+            ~allowed, torch.finfo(dtype).min)
+
+
+def packed_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' sdpa, except for one query token with a mask: the query heads that share a
+    KV head become query rows of that head, instead of ``repeat_kv`` copying the whole cache
+    once per query head (7x the cache's bytes per layer for Qwen2.5-0.5B; newer transformers
+    do the same). Output [B, 1, heads, D], as every attention function returns."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    if query.shape[2] != 1 or groups == 1 or attention_mask is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    b, heads, _, dim = query.shape
+    out = torch.nn.functional.scaled_dot_product_attention(  # [B, KV heads, groups, D]
+        query.reshape(b, heads // groups, groups, dim), key, value, attn_mask=attention_mask, dropout_p=dropout,
+        scale=scaling)
+    return out.reshape(b, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+def _round_up(columns: int, multiple: int = 64) -> int:
+    return -(-columns // multiple) * multiple
+
+
+def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float = 1.0):
+    """Sample one token per row from softmax(logits / T), nucleus-truncated at ``top_p``.
+
+    Returns:
+        token [B, 1], its log-prob [B] and the entropy [B] of the tempered distribution
+        (before top-p: the distribution the policy gradient differentiates).
+    """
+    log_probs = (logits.float() / temperature).log_softmax(-1)  # [B, V]
+    probs = log_probs.exp()  # [B, V]
+    entropy = -(probs * log_probs).sum(-1)  # [B]
+    if top_p < 1.0:  # zero the tail beyond cumulative mass top_p
+        sorted_p, order = probs.sort(-1, descending=True)  # [B, V]
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(sorted_p.cumsum(-1) - sorted_p > top_p, 0.0))
+    # what torch.multinomial(probs, 1) computes (argmax of p / Exp(1) noise, same random
+    # stream), without its host-side check, so that a CUDA graph can hold it
+    token = (probs / torch.empty_like(probs).exponential_()).argmax(-1, keepdim=True)  # [B, 1]
+    return token, log_probs.gather(-1, token).squeeze(-1), entropy
+
+
+class KVSlots:
+    """The engine's KV cache: per-layer [B, H, L, D] buffers, allocated once, written at column ``col``.
+
+    All rows share one timeline of columns, and ``valid[b, j]`` says whether column j holds a
+    token of row b: a row that stops early leaves masked holes rather than forcing a
+    re-prefill. Fixed shapes and addresses are what let a CUDA graph replay the decode step.
+    It implements the one method of ``transformers.Cache`` that attention layers call."""
+
+    def __init__(self, batch: int, length: int, device):
+        self.keys: list[torch.Tensor] = []  # per layer [B, H, L, D], allocated at the first update
+        self.values: list[torch.Tensor] = []
+        self.length = length
+        self.valid = torch.zeros(batch, length, dtype=torch.bool, device=device)  # [B, L]
+        self.col = torch.zeros(1, dtype=torch.long, device=device)  # the next column written
+        self.end = length  # columns attention reads: all (a graph), or just those written (eager)
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if layer_idx == len(self.keys):
+            self.keys.append(key.new_zeros((*key.shape[:2], self.length, key.shape[-1])))
+            self.values.append(value.new_zeros((*value.shape[:2], self.length, value.shape[-1])))
+        columns = self.col + torch.arange(key.shape[2], device=key.device)  # [n]
+        self.keys[layer_idx].index_copy_(2, columns, key)
+        self.values[layer_idx].index_copy_(2, columns, value)
+        return self.keys[layer_idx][:, :, :self.end], self.values[layer_idx][:, :, :self.end]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0  # positions are always passed explicitly
+
+    def select(self, rows: torch.Tensor, length: int | None = None) -> KVSlots:
+        """A copy holding ``rows`` (repeats branch a row), widened to ``length`` columns."""
+        length = length or self.length
+        grow = length - self.length
+        new = KVSlots(len(rows), length, self.valid.device)
+        new.keys = [torch.nn.functional.pad(k[rows], (0, 0, 0, grow)) for k in self.keys]
+        new.values = [torch.nn.functional.pad(v[rows], (0, 0, 0, grow)) for v in self.values]
+        new.valid = torch.nn.functional.pad(self.valid[rows], (0, grow))
+        new.col = self.col.clone()
+        return new
 
 
 def render_trajectory(traj: Trajectory, tokenizer, color: bool = True) -> str:

@@ -5,7 +5,7 @@ import torch
 
 from elpo_min import toy
 from elpo_min.models import cache_keyword, token_logprobs
-from elpo_min.rollout import RolloutEngine, TurnFormat, collate
+from elpo_min.rollout import KVSlots, RolloutEngine, TurnFormat, collate, sample_tokens
 
 PROBLEMS = toy.generate_problems(6, seed=123)
 
@@ -86,6 +86,69 @@ def test_continuation_starts_with_the_exact_prefix(sampled, shipped_policy):
     assert torch.allclose(logp[mask], batch["old_logp"][mask], atol=1e-4)
 
 
+def test_sampler_draws_what_multinomial_draws():
+    """sample_tokens replaces torch.multinomial (whose host-side check a CUDA graph cannot hold)
+    with the same computation on the same random stream: same tokens, seed for seed."""
+    logits = torch.randn(64, 97) * 3  # [B, V]
+    for top_p in (1.0, 0.8):
+        torch.manual_seed(7)
+        token, logp, entropy = sample_tokens(logits, 0.7, top_p)
+        log_probs = (logits / 0.7).log_softmax(-1)
+        probs = log_probs.exp()
+        if top_p < 1:  # the nucleus, written out independently
+            sorted_p, order = probs.sort(-1, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p <= top_p
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p * keep)
+        torch.manual_seed(7)
+        expected = torch.multinomial(probs, 1)
+        assert torch.equal(token, expected)
+        assert torch.allclose(logp, log_probs.gather(-1, expected).squeeze(-1))
+        assert torch.allclose(entropy, -(log_probs.exp() * log_probs).sum(-1))
+
+
+class FeedCounter(torch.nn.Module):
+    """Records (rows, ids) of every multi-token forward: what the engine prefills."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config, self.prefills = inner, inner.config, []
+
+    def forward(self, input_ids=None, cache=None, **kwargs):
+        if input_ids.shape[1] > 1:
+            self.prefills.append(tuple(input_ids.shape))
+        return self.inner(input_ids=input_ids, **{cache_keyword(self.inner): cache}, **kwargs)
+
+
+def test_shared_prefixes_prefill_once_and_turns_feed_only_new_tokens(shipped_policy):
+    model, tok = shipped_policy
+    counter = FeedCounter(model)
+    engine = RolloutEngine(counter, tok)
+    torch.manual_seed(4)
+    seeds = [engine.start(p) for p in PROBLEMS[:2]]
+    trajs = [t for g in engine.rollout(seeds, 5) for t in g]
+    rows, width = counter.prefills[0]
+    assert rows == 2 and width == max(len(s.token_ids) for s in seeds)  # 10 rows, 2 distinct prompts
+    assert len(counter.prefills) >= 2
+    longest_context = max(len(t.token_ids) for t in trajs)
+    for _rows, width in counter.prefills[1:]:  # the last sampled token plus one tool output, not the context
+        assert width < longest_context / 2
+    batch, logp, _ = teacher_forced(model, trajs, tok.pad_token_id)
+    mask = batch["action_mask"].bool()
+    assert torch.allclose(logp[mask], batch["old_logp"][mask], atol=1e-4)
+
+
+def test_kv_slots_branch_and_widen_rows():
+    slots = KVSlots(batch=2, length=4, device="cpu")
+    key = torch.arange(2 * 3 * 2 * 5, dtype=torch.float).view(2, 3, 2, 5)  # [B, H, n, D]
+    keys, _ = slots.update(key, -key, 0)
+    assert torch.equal(keys[:, :, :2], key) and keys[:, :, 2:].abs().sum() == 0
+    slots.valid[:, :2] = True
+    branched = slots.select(torch.tensor([1, 1, 0]), length=8)
+    assert branched.keys[0].shape == (3, 3, 8, 5) and branched.valid.shape == (3, 8)
+    assert torch.equal(branched.keys[0][0, :, :2], key[1]) and torch.equal(branched.values[0][2, :, :2], -key[0])
+    assert branched.valid[:, :2].all() and not branched.valid[:, 2:].any()
+
+
 def test_prefix_bounds(sampled):
     _, trajs = sampled
     t = trajs[0]
@@ -162,3 +225,22 @@ def test_chat_format_frames_tool_output_from_the_template(tiny_tokenizer):
 def test_instruct_model_without_chat_template_is_refused(tiny_tokenizer):
     with pytest.raises(ValueError, match="no chat template"):
         TurnFormat.for_chat(tiny_tokenizer, "system")
+
+
+def test_packed_decode_attention_equals_transformers_sdpa():
+    """One query token: folding query heads into rows of their shared KV head (no repeat_kv
+    copy of the cache) must give transformers' own sdpa result, head for head."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from elpo_min.rollout import packed_sdpa
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal, module.training = 3, True, False
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 6, 1, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    mask = torch.zeros(2, 1, 1, 5).masked_fill_(torch.tensor([[0, 1, 0, 0, 1], [0, 0, 0, 1, 1]]).bool()[:, None, None],
+                                                 torch.finfo(torch.float).min)
+    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    got, _ = packed_sdpa(module, query, key, value, mask, scaling=0.3)
+    assert got.shape == expected.shape == (2, 1, 6, 8)
+    assert torch.allclose(got, expected, atol=1e-6)

@@ -13,8 +13,6 @@ from .loss import clip_bounds, clipped_policy_loss
 from .rollout import RolloutEngine, Trajectory, TurnFormat
 from .sandbox import run_python
 
-__all__ = [
-    "BELResult", "Config", "Node", "RolloutEngine", "Trajectory", "TurnFormat", "binary_error_localization",
-    "build_tree", "build_trees", "clip_bounds", "clipped_policy_loss", "entropy_gap",
-    "hierarchical_advantages", "run_python", "suffix_count",
-]
+__all__ = ["BELResult", "Config", "Node", "RolloutEngine", "Trajectory", "TurnFormat", "binary_error_localization",
+           "build_tree", "build_trees", "clip_bounds", "clipped_policy_loss", "entropy_gap",
+           "hierarchical_advantages", "run_python", "suffix_count"]

@@ -21,16 +21,14 @@ def _eval(args, overrides: dict) -> None:
     from .tasks import load_task
     from .train import make_engine
 
-    cfg = Config.load(args.config, {**overrides, "eval_problems": args.problems})
+    cfg, start = Config.load(args.config, {**overrides, "eval_problems": args.problems}), time.perf_counter()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    start = time.perf_counter()
     model, tokenizer = load_policy(cfg.model, gguf_file=cfg.gguf_file, dtype=cfg.dtype)
     model.eval()
     task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
     engine = make_engine(model, tokenizer, task, cfg)
-    summary = evaluate(engine, task.test, k=args.k, progress=cfg.progress)
-    k = args.k
+    summary, k = evaluate(engine, task.test, k=args.k, progress=cfg.progress), args.k
     print(f"held-out problems: {len(task.test)} x {k} samples  (task: {cfg.task}, policy: {cfg.model}, "
           f"format: {engine.fmt.style}{' chat' if engine.fmt.chat else ''}, tool: {engine.executor})")
     print(f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"
@@ -40,13 +38,11 @@ def _eval(args, overrides: dict) -> None:
     print(f"format compliance (turns that parse): {summary['format_ok']:.1%}   sandbox errors: "
           f"{summary['tool_error_rate']:.1%} of calls")
     print("answers: " + ", ".join(f"{name} {count}" for name, count in summary["outcomes"].items()))
-    hist = summary["first_error_hist"]
-    if hist:
-        total = max(sum(hist.values()), 1)
+    if hist := summary["first_error_hist"]:
         print("failed trajectories by the oracle's first wrong step:")
-        for step, count in hist.items():
-            label = f"step {step}" if step != "none" else "no wrong output"
-            print(f"  {label:>15}: {'#' * round(40 * count / total):<40} {count}")
+    for step, count in hist.items():
+        label = f"step {step}" if step != "none" else "no wrong output"
+        print(f"  {label:>15}: {'#' * round(40 * count / max(sum(hist.values()), 1)):<40} {count}")
     trajs = [t for g in summary["trajectories"] for t in g]
     example = max(trajs, key=lambda t: (t.success, t.num_steps > 0, t.answer is not None))
     print("one trajectory (tool outputs in colour):")
@@ -70,11 +66,9 @@ def _cold_start(args) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    start = time.perf_counter()
+    start, rng, held_out = time.perf_counter(), random.Random(args.seed), toy.held_out()
     model, tokenizer = load_policy(args.model)
     fmt = TurnFormat.for_chat(tokenizer, TIR_SYSTEM_PROMPT)
-    rng = random.Random(args.seed)
-    held_out = toy.held_out()
     problems = [p for p in toy.generate_problems(args.examples, seed=20_000 + args.seed, prefix="cold")
                 if (p.start, p.ops) not in held_out]
     examples = [chat_example(fmt, tokenizer, toy.chat_question(p), toy.demo_pieces(
@@ -82,9 +76,9 @@ def _cold_start(args) -> None:
     losses = cold_start(model, examples, args.steps, args.lr, args.batch_size, tokenizer.pad_token_id, args.seed)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
-    record = {"command": "python -m elpo_min cold-start " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
-                                                                    if k != "command"),
-              "first_loss": losses[0], "last_loss": losses[-1], "minutes": round((time.perf_counter() - start) / 60, 2)}
+    flags = " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "command")
+    record = {"command": f"python -m elpo_min cold-start {flags}", "first_loss": losses[0], "last_loss": losses[-1],
+              "minutes": round((time.perf_counter() - start) / 60, 2)}
     Path(args.out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
     print(record)
 

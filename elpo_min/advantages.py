@@ -121,8 +121,7 @@ def build_tree(trajectories: list, parents: dict | None = None) -> tuple[Node, d
         trajectories: finished trajectories of one prompt, parents before children.
         parents: ``id(child) -> (parent_trajectory, m)`` for continuations from prefix(m).
 
-    Returns:
-        ``(root, path)``; ``path[id(traj)]`` lists the nodes of traj's turns, its leaf last.
+    Returns ``(root, path)``; ``path[id(traj)]`` lists the nodes of traj's turns, its leaf last.
     """
     parents, root, path = parents or {}, Node(), {}
     for traj in trajectories:
@@ -131,10 +130,8 @@ def build_tree(trajectories: list, parents: dict | None = None) -> tuple[Node, d
         attach = shared[-1] if shared else root
         nodes = list(shared)
         for i in range(m, len(traj.turns)):
-            node = Node(traj=traj, turn=i)
-            attach.children.append(node)
-            nodes.append(node)
-            attach = node
+            attach.children.append(attach := Node(traj=traj, turn=i))
+            nodes.append(attach)
         nodes[-1].reward = traj.reward
         path[id(traj)] = nodes
     return root, path

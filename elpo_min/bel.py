@@ -7,16 +7,13 @@ Two layers, so the search can be taught and tested without a model:
 * :func:`build_trees` runs the per-prompt BEL loop for a whole batch of prompts
   with the rollout engine.
 
-Both are written as generators (:func:`search_steps`, :func:`prompt_program`)
-that *yield requests* ("sample n full trajectories", "probe prefix(m) n times")
-and receive the outcomes. A sequential driver answers one request at a time; the
-batched driver advances every prompt by one request per round and answers all of
-them with one batched rollout. Because both drivers run the very same generator,
-each prompt's rollout accounting is exactly the sequential pseudo-code's.
-
-Collection asks for ``min(B_max - len(buffer), budget left)`` trajectories at
-once: the pseudo-code would sample at least that many more before looking at the
-buffer, so batching them changes nothing.
+Both are generators (:func:`search_steps`, :func:`prompt_program`) that *yield requests*
+("sample n full trajectories", "probe prefix(m) n times") and receive the outcomes. The
+sequential driver answers one request at a time; the batched one advances every prompt by
+one request per round and answers them all with one batched rollout. Both run the very
+same generator, so each prompt's rollout accounting is exactly the sequential pseudo-code's.
+Collection asks for ``min(B_max - len(buffer), budget left)`` trajectories at once: the
+pseudo-code would sample that many before looking at the buffer, so batching changes nothing.
 
 The search assumes recoverability is monotone along a trajectory (once prefix(m)
 is lost, so is every longer prefix); notebook 02 shows what happens when it is not.
@@ -30,12 +27,9 @@ from dataclasses import dataclass, field
 
 
 def step_entropies(traj, window: int = 32) -> tuple[float, list[float]]:
-    """H_root(tau) (first turn) and H_step(tau, m) for m = 1..K-1 (turn m+1).
-
-    H_step(tau, m) is the mean entropy of the first ``window`` tokens generated right
-    after the m-th tool output; steps whose output ended the trajectory have no
-    following turn and get H_root.
-    """
+    """H_root(tau) (first turn) and H_step(tau, m) for m = 1..K-1: the mean entropy of the first
+    ``window`` tokens generated right after the m-th tool output (H_root for a step whose output
+    ended the trajectory: no turn follows)."""
     h_root = traj.turn_entropy(0, window)
     return h_root, [traj.turn_entropy(m, window) if m < len(traj.turns) else h_root
                     for m in range(1, traj.num_steps + 1)]
@@ -49,10 +43,7 @@ def entropy_gap(traj, window: int = 32) -> float:
 
 def suffix_count(h_step: float, h_root: float, x_min: int = 1, x_max: int = 3,
                  beta: float = 5.0) -> int:
-    """X_m = round(X_min + (X_max - X_min) * sigmoid(beta * (H_step - H_root))).
-
-    Rounds half up (2.5 -> 3), not to even.
-    """
+    """X_m = round(X_min + (X_max - X_min) * sigmoid(beta * (H_step - H_root))), half up (2.5 -> 3)."""
     z = beta * (h_step - h_root)
     sigmoid = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
     return int(math.floor(x_min + (x_max - x_min) * sigmoid + 0.5))
@@ -69,12 +60,9 @@ class BELResult:
 
 def search_steps(num_steps: int, budget: int, n_suffix: int | Callable[[int], int] = 2
                  ) -> Generator[tuple[int, int], list[bool], BELResult]:
-    """The binary search as a generator: yields ``(m, n)``, receives n success flags.
-
-    ``L, R = 1, K``; while ``L < R`` and budget is left: ``m = (L + R) // 2``; if any
-    continuation from prefix(m) succeeds, ``L = m + 1`` (still recoverable), else
-    ``R = m``. Returns ``t_crit = L``.
-    """
+    """The binary search as a generator: yields ``(m, n)``, receives n success flags. ``L, R = 1, K``;
+    while ``L < R`` and budget is left: ``m = (L + R) // 2``; if any continuation from prefix(m)
+    succeeds, ``L = m + 1`` (still recoverable), else ``R = m``. Returns ``t_crit = L``."""
     result, left, right = BELResult(t_crit=1), 1, num_steps
     while left < right and result.spent < budget:
         m = (left + right) // 2
@@ -127,12 +115,9 @@ class PromptTree:
 
 def prompt_program(problem, n_total: int = 16, b_max: int = 3, x_min: int = 1, x_max: int = 3,
                    beta: float = 5.0, entropy_window: int = 32) -> Generator:
-    """The per-prompt BEL loop of SPEC 3.2 as a generator.
-
-    Yields ``("sample", None, 0, n)`` for n full trajectories or ``("probe", tau, m, n)``
-    for n continuations from prefix(m) of tau; receives the list of trajectories.
-    Returns a :class:`PromptTree`.
-    """
+    """The per-prompt BEL loop of SPEC 3.2 as a generator: yields ``("sample", None, 0, n)`` for n
+    full trajectories or ``("probe", tau, m, n)`` for n continuations from prefix(m) of tau,
+    receives the trajectories, returns a :class:`PromptTree`."""
     tree = PromptTree(problem)
     while tree.rollouts < n_total:
         buffer = []

@@ -30,8 +30,7 @@ class Config:
     train_data: str | None = None  # None: the task's shipped split
     test_data: str | None = None
     executor: str = "auto"  # "arith" (toy, in-process), "python" (sandbox); auto: arith for the plain toy
-    chat: bool | None = None  # chat template + tool_format; None: when the tokenizer has a chat template
-    tool_format: str = "fenced"  # chat models: "fenced" (```python / ```output / \boxed{}) or "tags"
+    chat: bool | None = None  # chat template and fenced tool format; None: when the tokenizer has a chat template
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 48
@@ -73,20 +72,15 @@ class Config:
     @classmethod
     def load(cls, path: str | None = None, overrides: dict | None = None) -> Config:
         """Defaults, then the YAML file, then ``overrides``; unknown keys raise."""
-        values = {}
-        if path:
-            import yaml
+        import yaml
 
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"config file {path} not found")
-            values.update(yaml.safe_load(Path(path).read_text()) or {})
-        values.update(overrides or {})
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        values = {**((yaml.safe_load(Path(path).read_text()) or {}) if path else {}), **(overrides or {})}
         names = {f.name: f for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown config key {key!r}{hint}")
+        for key in (k for k in values if k not in names):
+            close = difflib.get_close_matches(key, names, n=1)
+            raise ValueError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
         config = cls(**{k: _coerce(names[k], v) for k, v in values.items()})
         config.validate()
         return config
@@ -113,7 +107,6 @@ class Config:
              "word problems need the Python tool: set --executor python"),
             (self.task == "toy" or self.chat is not False, "chat", "word problems need an instruct model's chat "
              "format: drop --chat false"),
-            (self.tool_format in ("fenced", "tags"), "tool_format", "must be 'fenced' or 'tags'"),
             (self.temperature > 0 and 0 < self.top_p <= 1, "temperature/top_p", "need T > 0, 0 < top_p <= 1"),
             (self.prompts_per_step >= 1 and self.minibatch_size >= 1 and self.ppo_epochs >= 1,
              "prompts_per_step/minibatch_size/ppo_epochs", "must be >= 1"),

@@ -8,12 +8,10 @@
   because DDP averages gradients: N ranks take the update one process would take on the
   union of their batches (tests/test_distributed.py).
 * Evaluation is sharded and its counts summed; step records are gathered to rank 0, which
-  alone writes ``metrics.jsonl``, the curve and checkpoints (with every rank's RNG state,
-  so resume is exact at the same world size) and shows the progress bar.
-* A plain ``python -m elpo_min train`` never imports accelerate (:func:`runtime`).
-* Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts
-  (:meth:`Runtime.full_weights`): generation needs every weight, and a LoRA policy's full
-  weights fit one GPU by construction. DDP and ZeRO-2 keep weights replicated.
+  alone writes ``metrics.jsonl``, the curve and checkpoints (with every rank's RNG state, so
+  resume is exact at the same world size). A plain run never imports accelerate.
+* Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts (:meth:`Runtime.full_weights`):
+  generation needs every weight, and a LoRA policy's fit one GPU. DDP and ZeRO-2 replicate them.
 """
 
 from __future__ import annotations
@@ -71,10 +69,9 @@ class Runtime:
         return t.tolist()
 
     def gather(self, obj) -> list:
-        if self.world_size == 1:
-            return [obj]
-        out = [None] * self.world_size
-        torch.distributed.all_gather_object(out, obj)
+        out = [obj] * self.world_size
+        if self.world_size > 1:
+            torch.distributed.all_gather_object(out, obj)
         return out
 
     def backward(self, loss: torch.Tensor) -> None:

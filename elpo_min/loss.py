@@ -33,11 +33,10 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
         region: optional [B, T] 0/1 mask (e.g. the ELC suffix) for split clip stats.
         normalizer: the denominator when these rows are part of a larger batch (micro-batches,
             ranks): its action-token count (``token-mean``) or number of sequences with action
-            tokens; the parts' losses then add up to the whole batch's. Default: this call's.
+            tokens, so the parts' losses add up to the whole batch's. Default: this call's.
 
-    Returns:
-        ``(loss, stats)``: the scalar to minimize; ``clip_frac`` (``_low``, ``_high``, and
-        ``_in_region`` / ``_out_region`` with ``region``), ``ratio_mean``, ``approx_kl``.
+    Returns ``(loss, stats)``: the scalar to minimize; ``clip_frac`` (``_low``, ``_high``, and
+    ``_in_region`` / ``_out_region`` with ``region``), ``ratio_mean``, ``approx_kl``.
     """
     if aggregation not in ("seq-mean-token-mean", "token-mean"):
         raise ValueError(f"unknown aggregation {aggregation!r}; use 'seq-mean-token-mean' or 'token-mean'")
@@ -67,8 +66,7 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
                  "approx_kl": (((log_ratio.exp() - 1) - log_ratio) * mask).sum().item() / n.item()}
         if region is not None:
             for name, where in (("in", region.float() * mask), ("out", (1 - region.float()) * mask)):
-                stats[f"clip_frac_{name}_region"] = ((low + high) * where).sum().item() / max(
-                    where.sum().item(), 1.0)
+                stats[f"clip_frac_{name}_region"] = ((low + high) * where).sum().item() / max(where.sum().item(), 1)
     return loss, stats
 
 

@@ -16,29 +16,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def maj_at_k(answers: list[str | None], correct: list[bool]) -> bool:
     """Majority vote over the k answers (None abstains); ties go to the first seen."""
     votes = Counter(a.strip() for a in answers if a is not None)
-    if not votes:
-        return False
-    winner = votes.most_common(1)[0][0]
-    return next(ok for a, ok in zip(answers, correct) if a is not None and a.strip() == winner)
+    winner = votes.most_common(1)[0][0] if votes else None
+    return any(ok for a, ok in zip(answers, correct) if a is not None and a.strip() == winner)
 
 
 def evaluate(engine, problems: list, k: int = 1, progress: bool = True) -> dict:
-    """Sample ``k`` trajectories per problem and summarize.
-
-    Args:
-        engine: a :class:`~elpo_min.rollout.RolloutEngine`.
-        problems: held-out problems.
-        k: samples per problem (pass@1 is averaged over all k).
-        progress: show a progress bar.
+    """Sample ``k`` trajectories per held-out problem with a :class:`~elpo_min.rollout.RolloutEngine`.
 
     Returns:
-        dict with ``success_rate``, ``pass@k`` for k in {1, k}, ``maj@k``,
-        ``tool_calls_per_problem``, ``tool_calls_per_solved``, ``truncated_rate``,
-        ``format_ok`` (share of assistant turns that parse as a call or an answer),
-        ``tool_error_rate`` (share of calls that raised, timed out or crashed),
-        ``outcomes`` (trajectories by cause: correct, no answer, unparseable, wrong),
-        ``first_error_hist`` (toy only: oracle step of failed trajectories, "none" when no
-        tool output departed) and the ``trajectories`` themselves.
+        dict with ``success_rate``, ``pass@1`` (averaged over all k), ``pass@k``, ``maj@k``,
+        ``tool_calls_per_problem``, ``tool_calls_per_solved``, ``truncated_rate``, ``format_ok``
+        (share of turns that parse as a call or an answer), ``tool_error_rate`` (share of calls
+        that raised, timed out or crashed), ``outcomes`` (correct, no answer, unparseable, wrong),
+        ``first_error_hist`` (toy only: the oracle's first wrong step of each failure, "none"
+        when no output departed) and the ``trajectories``.
     """
     from tqdm import tqdm
 
@@ -59,7 +50,7 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True) -> dict:
             hist["none" if step is None else step] += 1
     turns = [turn for t in trajs for turn in t.turns]
     calls = [turn for turn in turns if turn.code is not None]
-    summary = {
+    return {
         "success_rate": len(solved) / len(trajs),
         "pass@1": sum(pass_at_k(k, sum(t.success for t in g), 1) for g in groups) / len(groups),
         f"pass@{k}": sum(pass_at_k(k, sum(t.success for t in g), k) for g in groups) / len(groups),
@@ -74,7 +65,6 @@ def evaluate(engine, problems: list, k: int = 1, progress: bool = True) -> dict:
         "first_error_hist": dict(sorted(hist.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))),
         "trajectories": groups,
     }
-    return summary
 
 
 def mc_first_dead_step(rates: list[float]) -> int:
@@ -118,16 +108,15 @@ def oracle_hits(searches: list) -> list[bool]:
 
 
 def bel_report(engine, trees: list, n: int = 16) -> dict:
-    """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7).
-
-    For every probed search, ``n`` continuations from each prefix(m), m = 1..K-1, give the
-    Monte-Carlo first dead step; the toy oracle gives the fatal step. At every branch point,
-    siblings' A_b is compared with the Monte-Carlo success rate from each sibling's prefix.
+    """How well BEL localized and ranked, against Monte-Carlo references (SPEC 7): ``n``
+    continuations from each prefix(m) of every probed search give the Monte-Carlo first dead
+    step (the toy oracle gives the fatal step), and siblings' A_b is ranked against the
+    Monte-Carlo success rate from each sibling's prefix.
 
     Returns:
-        dict with ``searches``, ``agree_mc``, ``agree_oracle`` (the latter over the
-        ``oracle_searches`` with a fatal step), ``pairwise_accuracy`` / ``kendall_tau`` of
-        sibling A_b pooled over branch points, and the Monte-Carlo ``rollouts`` spent.
+        dict with ``searches``, ``agree_mc``, ``agree_oracle`` (over the ``oracle_searches``
+        with a fatal step), ``pairwise_accuracy`` / ``kendall_tau`` of sibling A_b pooled over
+        branch points, and the Monte-Carlo ``rollouts`` spent.
     """
     from .advantages import build_tree, hierarchical_advantages
 
@@ -158,8 +147,7 @@ def bel_report(engine, trees: list, n: int = 16) -> dict:
                                for sibs in sibling_sets])
     return {"searches": len(searches), "agree_mc": agree_mc / max(len(searches), 1),
             "agree_oracle": sum(hits) / max(len(hits), 1), "oracle_searches": len(hits),
-            "sibling_sets": len(sibling_sets),
-            **ranking, "rollouts": len(prefixes) * n}
+            "sibling_sets": len(sibling_sets), **ranking, "rollouts": len(prefixes) * n}
 
 
 def turn_labels(traj) -> list[str]:
@@ -196,10 +184,8 @@ def credit_metrics(groups: list[list[dict]]) -> dict:
             for _, f, _, _ in (t for t in turns if t[0] == "fatal"):
                 wins, pairs = wins + (s > f) + 0.5 * (s == f), pairs + 1
         for traj in group:
-            for label, _, n, elc in traj["turns"]:
-                if label in tokens:
-                    tokens[label][0] += elc
-                    tokens[label][1] += n
+            for label, _, n, elc in (t for t in traj["turns"] if t[0] in tokens):
+                tokens[label] = [tokens[label][0] + elc, tokens[label][1] + n]
             if not traj["success"]:
                 advs = [t[1] for t in traj["turns"]]
                 failed, unequal = failed + 1, unequal + (max(advs) - min(advs) > 1e-9)

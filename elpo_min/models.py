@@ -1,15 +1,12 @@
 """Model loading and teacher-forced token log-probs.
 
-* :func:`build_tiny_tokenizer` / :func:`build_tiny_policy`: a character-level tokenizer
-  made in-process (no hub) and a Qwen2 model of under 1M parameters (``data/tiny_policy``).
-* :func:`load_policy`: the tiny policy, a local directory, a hub id of any HF causal LM or
-  ``smollm2-135m``, optionally with a LoRA adapter (peft) on 4-bit nf4 weights (bitsandbytes).
-* :func:`token_logprobs`: log-probs and entropies of given tokens, chunked over tokens and
-  recomputed in backward, so no ``[tokens, vocab]`` fp32 tensor is ever kept.
-
-A local directory's ``tokenizer.json`` is loaded with ``PreTrainedTokenizerFast``:
-``AutoTokenizer`` would read the Qwen2 config and swap in Qwen2's pre-tokenizer,
-silently changing the ids of the tiny policy's character tokenizer.
+* :func:`build_tiny_tokenizer` / :func:`build_tiny_policy`: a character-level tokenizer made
+  in-process (no hub) and a Qwen2 model of under 1M parameters (``data/tiny_policy``).
+* :func:`load_policy`: that, a local directory, a hub id or ``smollm2-135m``, optionally LoRA
+  (peft) on nf4 weights (bitsandbytes). A local ``tokenizer.json`` loads with
+  ``PreTrainedTokenizerFast``: ``AutoTokenizer`` would swap in Qwen2's pre-tokenizer and
+  silently change the tiny tokenizer's ids.
+* :func:`token_logprobs`: log-probs and entropies chunked over tokens, recomputed in backward.
 """
 
 from __future__ import annotations
@@ -46,13 +43,11 @@ def build_tiny_policy(tokenizer, hidden: int = 128, layers: int = 4, heads: int 
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=3 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
-        max_position_embeddings=max_len, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id)
-    return Qwen2ForCausalLM(config)
+    return Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads // 2, max_position_embeddings=max_len,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id))
 
 
 def _disable_avx512bf16(model) -> None:
@@ -95,9 +90,8 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
         load_in_4bit: nf4 base weights (QLoRA; bitsandbytes); dtype: of the other weights.
         gguf_file: a GGUF file inside ``name_or_path``; device: where to put the model.
 
-    Raises:
-        FileNotFoundError: a local-looking path that does not exist.
-        ImportError: 4-bit requested without bitsandbytes installed.
+    Raises FileNotFoundError for a local-looking path that does not exist, ImportError for
+    4-bit without bitsandbytes.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
@@ -147,14 +141,12 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
 
 def cache_keyword(model) -> str:
     """transformers >= 5.2x calls the KV cache ``cache``; earlier 5.x ``past_key_values``."""
-    params = inspect.signature(model.forward).parameters
-    if "cache" in params:
-        return "cache"
     base = getattr(model, "get_base_model", lambda: model)()
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    takes_cache = any("cache" in inspect.signature(m.forward).parameters for m in (model, base))
+    return "cache" if takes_cache else "past_key_values"
 
 
-def context_length(model) -> int:
+def context_length(model) -> int:  # positions the model was built for
     return int(getattr(model.config, "max_position_embeddings", None) or 2048)
 
 
@@ -178,16 +170,13 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     Memory: logits exist for one chunk of *tokens* (wanted positions of all rows, flattened)
     at a time, and under autograd each chunk is recomputed in backward, so only hidden
     states and one float per token are kept (never 150k vocab x 8k tokens = 5 GB in fp32).
-    With ``target_mask`` only the positions that need a log-prob go through the head.
 
     Args:
-        model: a causal LM (peft-wrapped or not).
-        input_ids: [B, T] token ids, left- or right-padded.
-        attention_mask: [B, T] 1 on real tokens.
-        temperature: the sampling temperature the tokens were drawn at.
-        chunk: tokens per output-head chunk.
+        model: a causal LM (peft-wrapped or not); input_ids, attention_mask: [B, T], any padding.
+        temperature: the sampling temperature the tokens were drawn at; chunk: tokens per head call.
         with_entropy: also return the full-vocabulary entropy at each position.
-        target_mask: [B, T] 1 where a log-prob is wanted (default: every position but 0).
+        target_mask: [B, T] 1 where a log-prob is wanted (default: every position but 0); only
+            those positions go through the output head.
 
     Returns:
         logp [B, T] where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted),

@@ -24,11 +24,10 @@ def plot_learning_curve(log_paths: list, out_png: str | Path, labels: list[str] 
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, path in enumerate(log_paths):
-        records = read_log(path)
+        records, color = read_log(path), colors[i] if colors else None
         label = labels[i] if labels else Path(path).parent.name
-        evals = [(r["step"], r["eval"]["success_rate"]) for r in records if "eval" in r]
-        color = colors[i] if colors else None
-        left.plot(*zip(*evals), marker="o", label=label, color=color)
+        left.plot(*zip(*[(r["step"], r["eval"]["success_rate"]) for r in records if "eval" in r]), marker="o",
+                  label=label, color=color)
         train = [(r["step"], r["train_success"]) for r in records if "train_success" in r]
         if train:
             right.plot(*zip(*train), alpha=0.6, label=label, color=color)

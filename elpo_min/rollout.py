@@ -8,10 +8,10 @@ under the sampling distribution (temperature applied, before top-p) and its entr
 A continuation from ``prefix(m)`` starts from the parent's stored ids: nothing is ever
 decoded and re-encoded.
 
-Design choices (speed): the engine owns its KV cache (:class:`KVSlots`, fixed shapes), so
-a turn after a tool call feeds only the new tokens, each distinct context is prefilled
-once and branched to the rows that share it, and on a GPU the decode step is replayed as
-a CUDA graph. Finished rows stay in the batch until the turn ends (static shapes).
+Speed: the engine owns its KV cache (:class:`KVSlots`, fixed shapes): a turn after a tool
+call feeds only the new tokens, each distinct context is prefilled once and branched to its
+rows, finished rows stay in the batch until the turn ends, and on a GPU each decode step is
+one CUDA-graph replay.
 """
 
 from __future__ import annotations
@@ -97,11 +97,11 @@ class Trajectory:
 class TurnFormat:
     """How calls, outputs and answers are delimited in the token stream (see :meth:`for_chat`).
 
-    * ``"tags"``: ``<c>code</c>`` ... ``<a>answer</a>`` (single tokens in the toy world); for chat
-      models ``<code>``/``<answer>``, the output framed as a user message cut from the chat template.
-    * ``"fenced"``: the TIR format instruct models know from pre-training: a ```` ```python ````
-      block ends the turn, its result comes back inline as an ```` ```output ```` block, and the
-      answer is the last ``\boxed{}`` of a turn without code (that turn ends at end-of-sequence).
+    * ``"tags"`` (the toy world): ``<c>code</c>`` ... ``<a>answer</a>``, each marker one token.
+    * ``"fenced"`` (chat models): the TIR format instruct models know from pre-training: a
+      ```` ```python ```` block ends the turn, its result comes back inline as an
+      ```` ```output ```` block, and the answer is the last ``\boxed{}`` of a turn without code
+      (that turn ends at end-of-sequence).
     """
 
     call_open: str = toy.CALL_OPEN
@@ -115,25 +115,13 @@ class TurnFormat:
     style: str = "tags"
 
     @classmethod
-    def for_chat(cls, tokenizer, system_prompt: str, style: str = "fenced", call=("<code>", "</code>"),
-                 answer=("<answer>", "</answer>")) -> TurnFormat:
-        """The chat-model format: fenced TIR (default), or tags with the tool output framed
-        as a user message derived from the tokenizer's chat template."""
+    def for_chat(cls, tokenizer, system_prompt: str) -> TurnFormat:
+        """The chat-model format: fenced TIR inside the tokenizer's chat template."""
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("this tokenizer has no chat template; use an instruct model, set "
                              "tokenizer.chat_template, or use the plain toy TurnFormat()")
-        if style == "fenced":
-            return cls("```python\n", "```", "\\boxed{", "}", "\n```output\n", "\n```\n", system_prompt,
-                       chat=True, style="fenced")
-        if style != "tags":
-            raise ValueError(f"unknown tool format {style!r}; use 'fenced' or 'tags'")
-        msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "@A@"},
-                {"role": "user", "content": "@OUT@"}]
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        between = text.split("@A@", 1)[1]
-        before, after = between.split("@OUT@", 1)
-        return cls(call[0], call[1], answer[0], answer[1], before + "Output:\n", after,
-                   system_prompt, chat=True)
+        return cls("```python\n", "```", "\\boxed{", "}", "\n```output\n", "\n```\n", system_prompt,
+                   chat=True, style="fenced")
 
     def parse(self, text: str) -> tuple[str | None, str | None]:
         """(code, answer) of one turn; (None, None) if it has neither."""
@@ -143,8 +131,7 @@ class TurnFormat:
         return toy.parse_turn(text, (self.call_open, self.call_close), (self.answer_open, self.answer_close))
 
     def turn_ends(self, text: str) -> bool:
-        """Does the turn stop here? At a complete call; at a tags answer's close (a fenced
-        answer turn ends at end-of-sequence)."""
+        """Does the turn stop here? At a complete call; at a tags answer (fenced: at end-of-sequence)."""
         code, answer = self.parse(text)
         return code is not None or (self.style == "tags" and answer is not None)
 
@@ -180,8 +167,7 @@ class RolloutEngine:
         self.max_new_tokens, self.max_turns, self.batch_size = max_new_tokens, max_turns, batch_size
         self.tool_workers, self.tool_timeout_s = tool_workers, tool_timeout_s
         self.cuda_graphs, self.share_prefixes, self._carry = cuda_graphs, True, None  # _carry: see _prefill
-        self.cache_kw = cache_keyword(model)
-        self.max_len = context_length(model)
+        self.cache_kw, self.max_len = cache_keyword(model), context_length(model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         # A turn stops at end-of-sequence, at a single-token close marker (the toy's </c>),
         # or when a sampled token that could complete a marker makes fmt.turn_ends true.
@@ -202,11 +188,9 @@ class RolloutEngine:
     def start(self, problem) -> Trajectory:
         """A prompt-only trajectory for ``problem`` (= prefix(0))."""
         ids = self.encode(self.fmt.prompt_text(self.tokenizer, self.question(problem)))
-        if len(ids) >= self.max_len:
-            raise ValueError(f"prompt of problem {getattr(problem, 'id', problem)!r} is {len(ids)} "
-                             f"tokens, longer than the model's context of {self.max_len}; "
-                             "shorten the problem or use a model with a longer context")
-        n = len(ids)
+        if (n := len(ids)) >= self.max_len:
+            raise ValueError(f"prompt of problem {getattr(problem, 'id', problem)!r} is {n} tokens, longer than "
+                             f"the model's context of {self.max_len}; shorten it or use a model with a longer context")
         return Trajectory(problem, ids, [0] * n, [0.0] * n, [0.0] * n, n)
 
     @torch.no_grad()
@@ -227,8 +211,7 @@ class RolloutEngine:
             for traj, result in zip(calls, results):
                 traj.turns[-1].failed = result.error is not None
                 self._append_output(traj, result.render())
-            finished = [t for t in active if t.done]
-            for traj in finished:
+            for traj in (finished := [t for t in active if t.done]):
                 traj.success = traj.answer is not None and bool(self.check(traj.problem, traj.answer))
                 traj.reward = float(traj.success)
             if progress:
@@ -243,19 +226,16 @@ class RolloutEngine:
         traj.action_mask += [0] * len(ids)
         traj.logprobs += [0.0] * len(ids)
         traj.entropies += [0.0] * len(ids)
-        turn = traj.turns[-1]
-        turn.output, turn.out_end = output, len(traj.token_ids)
+        traj.turns[-1].output, traj.turns[-1].out_end = output, len(traj.token_ids)
         if len(traj.turns) >= self.max_turns or len(traj.token_ids) >= self.max_len:
             traj.truncated = traj.done = True
 
     @torch.no_grad()
     def _generate_turn(self, batch: list[Trajectory]) -> None:
         """Generate one assistant turn for every trajectory in ``batch`` (in place)."""
-        config = self.model.config
-        stock = getattr(config, "_attn_implementation", None)
-        if stock == "sdpa":
+        config, stock = self.model.config, getattr(self.model.config, "_attn_implementation", None)
+        if stock == "sdpa":  # see packed_sdpa
             from transformers import AttentionInterface
-
             AttentionInterface.register("elpo_packed_sdpa", packed_sdpa)
             config._attn_implementation = "elpo_packed_sdpa"
         try:
@@ -289,7 +269,7 @@ class RolloutEngine:
                     break
             logp, entropy = step()
             records.append(torch.stack([token[:, 0].float(), logp, entropy]))
-        cached = []
+        cached = []  # per row: how many of its ids the cache holds
         for r, (traj, sampled, stop) in enumerate(zip(batch, new, stopped)):
             # samples 0..n-2 were fed back through the cache; the last one was not (or is
             # followed by garbage): the next turn feeds it again with the tool output
@@ -309,12 +289,10 @@ class RolloutEngine:
         self._carry = (batch, cached, slots)
 
     def _prefill(self, batch: list[Trajectory], lengths: list[int], budget: int) -> tuple[KVSlots, torch.Tensor]:
-        """A cache holding every row's ids, and each row's last logits [B, V].
-
-        Rows carried from the previous turn feed only what is new since (the last sampled
-        token and the tool output). Otherwise each distinct context is prefilled once and its
-        cache branched to the rows that share it (n samples of a prompt, X_m continuations of
-        an anchor)."""
+        """A cache holding every row's ids, and each row's last logits [B, V]. Rows carried from
+        the previous turn feed only what is new (the last sampled token, the tool output); else
+        each distinct context (n samples of a prompt, X_m continuations of an anchor) is
+        prefilled once and its cache branched to its rows."""
         device = next(self.model.parameters()).device
         width = max(lengths) + max(budget, 0)
         if self._carry is not None:
@@ -339,20 +317,17 @@ class RolloutEngine:
         """Feed each row's ``pending`` ids (left-padded into one block of columns) after its
         ``cached`` tokens; returns the logits at each row's last id [B, V]."""
         device, n = slots.valid.device, max(map(len, pending))
-        ids = torch.full((len(pending), n), self.pad_id, dtype=torch.long)  # [B, n]
-        real = torch.zeros((len(pending), n), dtype=torch.bool)  # [B, n]
+        ids, real = torch.full((len(pending), n), self.pad_id), torch.zeros(len(pending), n, dtype=torch.bool)  # [B, n]
         for r, p in enumerate(pending):
             ids[r, n - len(p):], real[r, n - len(p):] = torch.tensor(p, dtype=torch.long), True
         ids, real = ids.to(device), real.to(device)
         position = (torch.tensor(cached, device=device)[:, None] + real.cumsum(-1) - 1).clamp(min=0)  # [B, n]
         col = int(slots.col)
-        allowed = slots.valid[:, None, :].repeat(1, n, 1)  # [B, n, L]: earlier columns of the row
+        allowed = slots.valid[:, None, :col + n].repeat(1, n, 1)  # [B, n, end]: earlier columns of the row
         allowed[:, :, col:col + n] = torch.ones(n, n, dtype=torch.bool, device=device).tril() & real[:, None, :]
-        slots.valid[:, col:col + n] = real
-        slots.end = col + n
-        mask = self._additive(allowed[:, None, :, :col + n])  # [B, 1, n, end]
-        out = self.model(input_ids=ids, position_ids=position, attention_mask=mask, use_cache=True,
-                         logits_to_keep=1, **{self.cache_kw: slots})
+        slots.valid[:, col:col + n], slots.end = real, col + n
+        out = self.model(input_ids=ids, position_ids=position, attention_mask=self._additive(allowed[:, None]),
+                         use_cache=True, logits_to_keep=1, **{self.cache_kw: slots})
         slots.col += n
         return out.logits[:, -1]
 
@@ -369,7 +344,7 @@ class RolloutEngine:
             logits = self.model(input_ids=token, position_ids=position, attention_mask=mask, use_cache=True,
                                 **{self.cache_kw: slots}).logits[:, -1]  # [B, V]
             slots.col += 1
-            position.add_(1)
+            position.add_(1)  # in place, like every write here: a graph replays on these buffers
             sampled, logp, entropy = sample_tokens(logits, self.temperature, self.top_p)
             token.copy_(sampled)
             return logp, entropy
@@ -386,11 +361,9 @@ class RolloutEngine:
                     state["graph"] = graph
                 except Exception as e:  # an op the capture cannot hold: stay eager, say so once
                     warnings.warn(f"CUDA graph capture failed, decoding eagerly: {e}", stacklevel=2)
-                    self.cuda_graphs = state["capturing"] = False
-                    state["graph"] = None
+                    self.cuda_graphs = state["capturing"] = state["graph"] = None
             if state.get("graph") is None:  # the first step runs eagerly, on a side stream as
-                state["warm"] = True  # capture wants: lazy initialisation happens outside it
-                side = torch.cuda.Stream()
+                state["warm"], side = True, torch.cuda.Stream()  # capture wants (lazy init outside it)
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     out = step()
@@ -404,15 +377,13 @@ class RolloutEngine:
     def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
         """0 where attention is allowed, the dtype's minimum elsewhere (no NaN for empty rows)."""
         dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
-        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
-            ~allowed, torch.finfo(dtype).min)
+        return torch.where(allowed, 0.0, torch.finfo(dtype).min).to(dtype)
 
 
 def packed_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """transformers' sdpa, except for one query token with a mask: the query heads that share a
-    KV head become query rows of that head, instead of ``repeat_kv`` copying the whole cache
-    once per query head (7x the cache's bytes per layer for Qwen2.5-0.5B; newer transformers
-    do the same). Output [B, 1, heads, D], as every attention function returns."""
+    """transformers' sdpa, but one query token with a mask folds the query heads that share a KV
+    head into rows of that head instead of ``repeat_kv`` copying the cache once per query head
+    (7x its bytes per layer for Qwen2.5-0.5B; transformers >= 5.2x does the same)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     groups = getattr(module, "num_key_value_groups", 1)
@@ -431,12 +402,8 @@ def _round_up(columns: int, multiple: int = 64) -> int:
 
 
 def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float = 1.0):
-    """Sample one token per row from softmax(logits / T), nucleus-truncated at ``top_p``.
-
-    Returns:
-        token [B, 1], its log-prob [B] and the entropy [B] of the tempered distribution
-        (before top-p: the distribution the policy gradient differentiates).
-    """
+    """Sample one token per row from softmax(logits / T), nucleus-truncated at ``top_p``; returns
+    token [B, 1], its log-prob [B] and entropy [B] under the tempered distribution before top-p."""
     log_probs = (logits.float() / temperature).log_softmax(-1)  # [B, V]
     probs = log_probs.exp()  # [B, V]
     entropy = -(probs * log_probs).sum(-1)  # [B]
@@ -450,18 +417,15 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float = 1.0):
 
 
 class KVSlots:
-    """The engine's KV cache: per-layer [B, H, L, D] buffers, allocated once, written at column ``col``.
-
-    All rows share one timeline of columns, and ``valid[b, j]`` says whether column j holds a
-    token of row b: a row that stops early leaves masked holes rather than forcing a
-    re-prefill. Fixed shapes and addresses are what let a CUDA graph replay the decode step.
-    It implements the one method of ``transformers.Cache`` that attention layers call."""
+    """The engine's KV cache: per-layer [B, H, L, D] buffers, allocated once, written at column
+    ``col``. Rows share one timeline of columns; ``valid[b, j]`` says whether column j holds a
+    token of row b (a row that stops early leaves masked holes, not a re-prefill). Fixed shapes
+    and addresses let a CUDA graph replay the decode step. ``update`` is all of
+    ``transformers.Cache`` that attention layers call."""
 
     def __init__(self, batch: int, length: int, device):
-        self.keys: list[torch.Tensor] = []  # per layer [B, H, L, D], allocated at the first update
-        self.values: list[torch.Tensor] = []
-        self.length = length
-        self.valid = torch.zeros(batch, length, dtype=torch.bool, device=device)  # [B, L]
+        self.keys, self.values = [], []  # per layer [B, H, L, D], allocated at the first update
+        self.length, self.valid = length, torch.zeros(batch, length, dtype=torch.bool, device=device)  # valid: [B, L]
         self.col = torch.zeros(1, dtype=torch.long, device=device)  # the next column written
         self.end = length  # columns attention reads: all (a graph), or just those written (eager)
 
@@ -480,8 +444,7 @@ class KVSlots:
     def select(self, rows: torch.Tensor, length: int | None = None) -> KVSlots:
         """A copy holding ``rows`` (repeats branch a row), widened to ``length`` columns."""
         length = length or self.length
-        grow = length - self.length
-        new = KVSlots(len(rows), length, self.valid.device)
+        grow, new = length - self.length, KVSlots(len(rows), length, self.valid.device)
         new.keys = [torch.nn.functional.pad(k[rows], (0, 0, 0, grow)) for k in self.keys]
         new.values = [torch.nn.functional.pad(v[rows], (0, 0, 0, grow)) for v in self.values]
         new.valid = torch.nn.functional.pad(self.valid[rows], (0, grow))
@@ -506,12 +469,8 @@ def render_trajectory(traj: Trajectory, tokenizer, color: bool = True) -> str:
 
 
 def collate(trajs: list[Trajectory], pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
-    """Right-pad trajectories into tensors for a teacher-forced pass.
-
-    Returns:
-        dict of [B, T] tensors: ``input_ids``, ``attention_mask``, ``action_mask``,
-        ``old_logp`` (log-probs recorded at sampling time).
-    """
+    """Right-pad trajectories into [B, T] tensors for a teacher-forced pass: ``input_ids``,
+    ``attention_mask``, ``action_mask``, ``old_logp`` (log-probs recorded at sampling time)."""
     width = max(len(t.token_ids) for t in trajs)
     out = {"input_ids": torch.full((len(trajs), width), pad_id, dtype=torch.long),  # [B, T]
            "attention_mask": torch.zeros((len(trajs), width), dtype=torch.long),  # [B, T]

@@ -40,6 +40,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 # Runs inside the child: install the audit hook, then exec the snippet REPL-style.
 _RUNNER = r"""
@@ -122,11 +123,6 @@ def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _last_error_line(stderr: str) -> str | None:
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else None
-
-
 def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
                max_output_bytes: int = 4096, history: list[str] | tuple = ()) -> ToolResult:
     """Run ``code`` in a fresh sandboxed interpreter.
@@ -135,8 +131,7 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         code: Python source; a final bare expression is printed like a REPL.
         history: earlier blocks of the same trajectory, replayed first with their output
             hidden, so ``code`` sees their variables (the limits cover the replay too).
-        timeout_s: wall-clock limit; the process group is killed when it passes.
-        memory_mb: address-space limit of the child.
+        timeout_s, memory_mb: wall-clock limit (then the process group is killed); address space.
         max_output_bytes: stdout kept for the model (head), also the file-size limit.
 
     Returns:
@@ -144,10 +139,8 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
     """
     workdir = tempfile.mkdtemp(prefix="elpo_sandbox_")
     try:
-        with open(os.path.join(workdir, "snippet.py"), "w") as f:
-            f.write(code)
-        with open(os.path.join(workdir, "history.json"), "w") as f:
-            json.dump(list(history), f)
+        Path(workdir, "snippet.py").write_text(code)
+        Path(workdir, "history.json").write_text(json.dumps(list(history)))
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         file_limit = max_output_bytes + 65536
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -157,9 +150,8 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
                                              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
                 start_new_session=True,
                 preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit))
-            timed_out = False
             try:
-                proc.wait(timeout=timeout_s)
+                timed_out = proc.wait(timeout=timeout_s) is None  # False: wait returns the exit code
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
@@ -185,7 +177,7 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         elif rc < 0:
             error = f"CrashError: killed by {signal.Signals(-rc).name}"
         elif rc != 0:
-            error = _last_error_line(stderr) or f"Error: exit status {rc}"
+            error = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), f"Error: exit status {rc}")
         else:
             error = None
         return ToolResult(stdout=stdout, error=error, timed_out=timed_out, truncated=truncated)
@@ -199,13 +191,9 @@ _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
 def safe_arith(code: str, max_digits: int = 64) -> ToolResult:
-    """Evaluate pure integer arithmetic (``+ - * // %``, parentheses) in-process.
-
-    Errors read like Python's own (``SyntaxError: ...``, ``ZeroDivisionError: ...``),
-    so a policy trained on this executor meets the same messages under
-    :func:`run_python`. Anything else (names, calls, floats, ``**``) is a NameError-
-    or TypeError-style error rather than being run.
-    """
+    """Evaluate pure integer arithmetic (``+ - * // %``, parentheses) in-process. Errors read
+    like Python's own (``SyntaxError: ...``, ``ZeroDivisionError: ...``), as under
+    :func:`run_python`; anything else (names, calls, floats, ``**``) is an error, never run."""
     def ev(node):
         if isinstance(node, ast.Constant) and type(node.value) is int:
             return node.value
@@ -232,11 +220,9 @@ def run_many(codes: list[str], executor: str = "python", max_workers: int = 2,
     """Run a batch of snippets through a bounded worker pool, results in input order.
 
     Args:
-        codes: one snippet per pending tool call.
+        codes, histories: per pending tool call, its snippet and the earlier blocks to replay.
         executor: ``"python"`` (:func:`run_python`) or ``"arith"`` (:func:`safe_arith`).
-        max_workers: concurrent sandboxes; keep it at or below the free cores.
-        histories: per snippet, the earlier blocks to replay (``run_python``'s ``history``).
-        **limits: forwarded to :func:`run_python`.
+        max_workers: concurrent sandboxes (at most the free cores); **limits: for :func:`run_python`.
     """
     if executor == "arith":
         return [safe_arith(c) for c in codes]

@@ -8,10 +8,9 @@
   in ``#### N``) or MATH layout (``problem``, ``solution`` with ``\\boxed{}``), for users
   with network access.
 
-Word-problem answers are judged by :func:`check_answer` (math-verify underneath), so
-``\\boxed{\\dfrac{3}{4}}``, ``0.75``, ``18.00``, ``1,234`` and ``x = 5`` all count.
-:func:`answer_outcome` also says *why* an answer failed (no answer / unparseable /
-wrong), which is what evaluation reports for real models.
+Word-problem answers are judged by :func:`check_answer` (math-verify underneath:
+``\\boxed{\\dfrac{3}{4}}``, ``0.75``, ``18.00``, ``1,234``, ``x = 5`` all count);
+:func:`answer_outcome` also says *why* one failed (no answer / unparseable / wrong).
 """
 
 from __future__ import annotations
@@ -60,10 +59,8 @@ class Task:
 def last_boxed(text: str) -> str | None:
     """Contents of the last ``\\boxed{...}`` (braces balanced), or None."""
     start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
     depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
+    for j in range(i, len(text)) if start >= 0 else ():
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         if depth == 0:
             return text[i + 1:j]
@@ -158,22 +155,20 @@ def hub_problems(name: str, split: str, limit: int | None = None) -> list[WordPr
 
 def load_task(name: str, train_data: str | None = None, test_data: str | None = None,
               test_limit: int | None = None) -> Task:
-    """The task called ``name`` (``toy``, ``gsm`` or ``hf:NAME[:CONFIG]``).
-
-    ``train_data`` / ``test_data`` replace the task's shipped JSONL splits.
-    """
+    """The task called ``name`` (``toy``, ``gsm`` or ``hf:NAME[:CONFIG]``); ``train_data`` /
+    ``test_data`` replace its shipped JSONL splits."""
     def word_check(problem, answer):
         return check_answer(answer, problem.answer)
 
     if name == "toy":
-        train = [toy.problem_from_row(r) for r in toy.load_problems(train_data or DATA / "toy_train.jsonl")]
-        test = [toy.problem_from_row(r) for r in toy.load_problems(test_data or DATA / "toy_test.jsonl",
-                                                                    limit=test_limit)]
-        return Task(name, train, test, toy.chat_question, toy.check_answer)
+        train, test = (toy.load_problems(path, limit) for path, limit in (
+            (train_data or DATA / "toy_train.jsonl", None), (test_data or DATA / "toy_test.jsonl", test_limit)))
+        return Task(name, [*map(toy.problem_from_row, train)], [*map(toy.problem_from_row, test)],
+                    toy.chat_question, toy.check_answer)
     if name == "gsm":
-        train = load_word_problems(train_data or DATA / "gsm_train.jsonl")
-        test = load_word_problems(test_data or DATA / "gsm_test.jsonl", limit=test_limit)
-        return Task(name, train, test, lambda p: p.question, word_check)
+        return Task(name, load_word_problems(train_data or DATA / "gsm_train.jsonl"),
+                    load_word_problems(test_data or DATA / "gsm_test.jsonl", test_limit),
+                    lambda p: p.question, word_check)
     if name.startswith("hf:"):
         train = load_word_problems(train_data) if train_data else hub_problems(name[3:], "train")
         test = load_word_problems(test_data, test_limit) if test_data else hub_problems(name[3:], "test", test_limit)

@@ -22,9 +22,8 @@ carried forward and never repaired), which is what BEL's t_crit should find. Bot
 policy-independent; which departures a given policy cannot recover from is what BEL
 estimates.
 
-Data files are JSONL rows ``{"id", "start", "ops": ["*7", "+710", ...], "answer"}``
-made by :func:`generate_problems` (``python -m elpo_min make-data`` rewrites them
-byte for byte).
+Data files are JSONL rows ``{"id", "start", "ops": ["*7", "+710", ...], "answer"}`` made by
+:func:`generate_problems` (``python -m elpo_min make-data`` rewrites them byte for byte).
 """
 
 from __future__ import annotations
@@ -69,8 +68,7 @@ class Problem:
         return "Q: " + " ".join([str(self.start)] + [f"{op}{x}" for op, x in self.ops]) + "\n"
 
     def to_row(self) -> dict:
-        return {"id": self.id, "start": self.start, "ops": [f"{op}{x}" for op, x in self.ops],
-                "answer": self.answer}
+        return {"id": self.id, "start": self.start, "ops": [f"{op}{x}" for op, x in self.ops], "answer": self.answer}
 
 
 def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
@@ -89,12 +87,6 @@ def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
             ops.append((op, rng.randint(2, 9) if op == "*" else rng.randint(lo, hi)))
         problems.append(Problem(rng.randint(lo, hi), tuple(ops), id=f"{prefix}{seed}-{i}"))
     return problems
-
-
-CHAT_SYSTEM_PROMPT = (
-    "You solve arithmetic chains with a Python tool. In each turn write one Python expression "
-    "inside <code>...</code>; its result comes back as Output. Carry each result into the next "
-    "operation. When done, give the final integer inside <answer>...</answer>.")
 
 
 def chat_question(problem: Problem) -> str:
@@ -129,15 +121,10 @@ def check_answer(problem: Problem, answer: str | None) -> bool:
 
 
 def first_error_step(problem: Problem, tool_outputs: list[str]) -> int | None:
-    """The oracle: 1-based index of the first step whose output departs from the
-    correct computation, or None.
-
-    The oracle tracks progress through the chain: step i is correct when its output
-    is the next correct value ``v_{done+1}``; then ``done`` advances. An error output
-    followed by a repair still counts as the first error.
-    """
-    values, done = problem.values, 0
-    first = None
+    """The oracle: 1-based index of the first step whose output departs from the correct
+    computation, or None. Step i is correct when its output is the next correct value
+    ``v_{done+1}`` (then ``done`` advances); an error followed by a repair still counts."""
+    values, done, first = problem.values, 0, None
     for i, out in enumerate(tool_outputs, start=1):
         if done < len(values) - 1 and out.strip() == str(values[done + 1]):
             done += 1
@@ -148,12 +135,9 @@ def first_error_step(problem: Problem, tool_outputs: list[str]) -> int | None:
 
 def fatal_step(problem: Problem, tool_outputs: list[str]) -> int | None:
     """The first *irrecoverable* step: 1-based index of the first wrong numeric output after
-    the last step that advanced the chain, or None.
-
-    None for a success, a failure whose only mistakes were calls that raised (recoverable
-    slips, retried), a wrong value that a later step repaired (the chain advanced after it),
-    and a wrong final copy (every step advanced; the answer text was wrong).
-    """
+    the last step that advanced the chain. None for a success, a failure whose only mistakes
+    were calls that raised (recoverable slips, retried), a wrong value that a later step
+    repaired (the chain advanced after it), and a wrong final copy (every step advanced)."""
     values, done, last_advance = problem.values, 0, 0
     for i, out in enumerate(tool_outputs, start=1):
         if done < len(values) - 1 and out.strip() == str(values[done + 1]):
@@ -206,9 +190,7 @@ def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.
 
 
 def write_jsonl(problems: list[Problem], path: str | Path) -> None:
-    with open(path, "w") as f:
-        for p in problems:
-            f.write(json.dumps(p.to_row(), sort_keys=True) + "\n")
+    Path(path).write_text("".join(json.dumps(p.to_row(), sort_keys=True) + "\n" for p in problems))
 
 
 def read_jsonl(path: str | Path, fields: dict, command: str, limit: int | None = None, check=None):
@@ -269,8 +251,7 @@ def make_data(out_dir: str | Path = "data", n_train: int = 4000, n_test: int = 1
     """Write the shipped splits (deterministic: same bytes on every run)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    test = generate_problems(n_test, seed=2, prefix="test")  # what held_out() names
-    test_keys = {(p.start, p.ops) for p in test}
+    test, test_keys = generate_problems(n_test, seed=2, prefix="test"), held_out(n_test)
     train = [p for p in generate_problems(n_train + 50, seed=1, prefix="train")
              if (p.start, p.ops) not in test_keys][:n_train]
     write_jsonl(train, out_dir / "toy_train.jsonl")

@@ -5,10 +5,9 @@ rounds; GRPO: ``n_total`` independent trajectories, the same budget); turn each 
 root-to-leaf training sequences with per-token A_hier and the ELC mask; then PPO-style
 epochs over mini-batches, the old log-probs taken at sampling time.
 
-A run's files live in ``out_dir``: ``metrics.jsonl`` (a line per step and evaluation,
-flushed as written), ``learning_curve.png`` and ``checkpoint/`` (model or adapter,
-optimizer, RNG states, step), written aside and renamed into place, so a crash mid-write
-never touches the last good one; ``resume=True`` continues exactly where it stopped.
+A run's files live in ``out_dir``: ``metrics.jsonl`` (a line per step and evaluation, flushed),
+``learning_curve.png`` and ``checkpoint/`` (model or adapter, optimizer, RNG states, step),
+written aside and renamed into place, so a crash mid-write never touches the last good one.
 """
 
 from __future__ import annotations
@@ -39,12 +38,10 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
     """Training sequences of a step: one per leaf, with A_hier and the ELC mask.
 
     Returns:
-        ``(batch, info)``: batch holds [B, T] ``input_ids``, ``attention_mask``,
-        ``action_mask``, ``old_logp``, ``advantages``, ``elc_mask``; info holds
-        t_crit statistics, how many selected trajectories got no probe, how often a probed
-        t_crit equals the toy oracle's fatal step (``None`` if never comparable), and the
-        step-level credit metrics (:func:`~elpo_min.metrics.credit_metrics`) of the step's
-        advantages; for ELPO also those of lambda_tree = 0 on the same trees (``*_lambda0``).
+        ``(batch, info)``: [B, T] ``input_ids``, ``attention_mask``, ``action_mask``, ``old_logp``,
+        ``advantages``, ``elc_mask``; t_crit statistics, unprobed searches, how often a probed
+        t_crit equals the toy oracle's fatal step (None if never comparable), and the step-level
+        :func:`~elpo_min.metrics.credit_metrics` (for ELPO also lambda_tree = 0's, ``*_lambda0``).
     """
     seqs, advs, elcs, t_crits, unprobed, hits = [], [], [], [], 0, []
     credit = {"": [], "_lambda0": []}  # rule -> per prompt, per trajectory: labelled turns
@@ -81,9 +78,7 @@ def training_batch(trees: list[PromptTree], cfg: Config, pad_id: int, device="cp
                     turns = [(label, getattr(node, key), turn.end - turn.start, int(elc[turn.start:turn.end].sum()))
                              for label, turn, node in labelled]
                     credit[rule][-1].append({"success": traj.success, "turns": turns})
-            seqs.append(traj)
-            advs.append(adv)
-            elcs.append(elc)
+            seqs, advs, elcs = seqs + [traj], advs + [adv], elcs + [elc]
     batch = collate(seqs, pad_id, device)
     width = batch["input_ids"].shape[1]
     pad = torch.nn.functional.pad
@@ -107,8 +102,7 @@ def make_engine(model, tokenizer, task, cfg: Config) -> RolloutEngine:
                          f"{cfg.model} has none); use --task toy, or an instruct model such as smollm2-135m")
     fmt, question = TurnFormat(), (lambda p: p.prompt)
     if chat:
-        prompt = TIR_SYSTEM_PROMPT if cfg.tool_format == "fenced" else toy.CHAT_SYSTEM_PROMPT
-        fmt, question = TurnFormat.for_chat(tokenizer, prompt, cfg.tool_format), task.question
+        fmt, question = TurnFormat.for_chat(tokenizer, TIR_SYSTEM_PROMPT), task.question
     executor = cfg.executor if cfg.executor != "auto" else ("arith" if task.name == "toy" and not chat else "python")
     return RolloutEngine(model, tokenizer, fmt, question, task.check, executor=executor,
                          temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
@@ -124,9 +118,8 @@ def grpo_trees(engine: RolloutEngine, problems: list, n_total: int) -> list[Prom
 def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | None = None) -> dict:
     """PPO-style epochs over shuffled mini-batches of sequences; returns mean stats.
 
-    Each mini-batch is one optimizer step. It may be split into micro-batches of
-    ``cfg.micro_batch_size`` sequences (gradient accumulation): every micro-batch's loss
-    is divided by the whole mini-batch's count (summed over data-parallel ranks), so
+    Each mini-batch is one optimizer step, split into micro-batches of ``cfg.micro_batch_size``
+    sequences whose losses are divided by the whole mini-batch's count (summed over ranks):
     the accumulated gradient is exactly the one-pass gradient.
 
     Args:
@@ -177,18 +170,14 @@ def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | No
                     stats[k] = stats.get(k, 0.0) + (v if k in ("loss", "kl_ref") else v / n_micro)
             stats["grad_norm"] = rt.clip_grad_norm(params, cfg.max_grad_norm)
             optimizer.step()
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + v
-            count += 1
+            totals, count = {k: totals.get(k, 0.0) + v for k, v in stats.items()}, count + 1
     model.eval()
     return {k: v / count for k, v in totals.items()}
 
 
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    cuda = {"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}
+    return {"python": random.getstate(), "torch": torch.get_rng_state(), **cuda}
 
 
 def _set_rng_state(state: dict) -> None:
@@ -200,10 +189,8 @@ def _set_rng_state(state: dict) -> None:
 
 def save_checkpoint(out_dir: Path, model, tokenizer, optimizer, step: int, cfg: Config,
                     rng_states: list | None = None) -> None:
-    """Write ``out_dir/checkpoint`` atomically: build it aside, then swap it in.
-
-    ``rng_states`` holds one RNG state per data-parallel rank (default: this process's).
-    """
+    """Write ``out_dir/checkpoint`` atomically (built aside, then swapped in); ``rng_states``:
+    one per data-parallel rank (default: this process's)."""
     tmp = out_dir / f".checkpoint-{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp / "model")  # full model, or the LoRA adapter only
@@ -225,8 +212,7 @@ def load_checkpoint(out_dir: Path, model, optimizer, rt: Runtime | None = None) 
     path = out_dir / "checkpoint" / "trainer_state.pt"
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist (start without --resume)")
-    state = torch.load(path, weights_only=False)
-    params = dict(model.named_parameters())
+    state, params = torch.load(path, weights_only=False), dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["trainable"].items():
             params[name].copy_(value)
@@ -305,8 +291,7 @@ def train(cfg: Config, resume: bool = False) -> dict:
         log = open(log_path, "a", buffering=1)
 
     def write(record: dict) -> None:
-        if log:
-            log.write(json.dumps(record) + "\n")
+        log and log.write(json.dumps(record) + "\n")
 
     def evaluate_now() -> dict:
         with rt.full_weights(forward):
@@ -335,10 +320,8 @@ def train(cfg: Config, resume: bool = False) -> dict:
             problems = rt.shard([train_set[order[(step * cfg.prompts_per_step + i) % len(order)]]
                                  for i in range(cfg.prompts_per_step)])
             with rt.full_weights(forward):
-                if cfg.algo == "elpo":
-                    trees = build_trees(engine, problems, **bel_args)
-                else:
-                    trees = grpo_trees(engine, problems, cfg.n_total)
+                trees = (build_trees(engine, problems, **bel_args) if cfg.algo == "elpo"
+                         else grpo_trees(engine, problems, cfg.n_total))
             rollout_s = time.perf_counter() - tick
             batch, info = training_batch(trees, cfg, tokenizer.pad_token_id, device)
             saved_step, step = step, None  # weights are mid-update until the step completes

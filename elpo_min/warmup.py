@@ -1,14 +1,11 @@
 """Supervised warm-up of the tiny policy on generated demonstrations.
 
-RL needs a policy that succeeds sometimes but not always. We get one reliably by
-training to convergence on demonstrations with a *controlled* mistake rate: a
-converged model imitates the data, so its per-step error rate sits near
-``p_copy_error`` and the held-out success rate near the product over steps. The
-demonstrations also contain recoverable mistakes (a call that raises, then a
-retry), without which every error would be terminal.
-
-Loss is on action tokens only (the prompt and tool outputs are context), exactly
-the mask the rollout engine records.
+RL needs a policy that succeeds sometimes but not always. We get one reliably by training
+to convergence on demonstrations with a *controlled* mistake rate: a converged model imitates
+the data, so its per-step error rate sits near ``p_copy_error`` and the held-out success rate
+near the product over steps. The demonstrations also contain recoverable mistakes (a call that
+raises, then a retry), without which every error would be terminal. Loss is on action tokens
+only (prompt and tool outputs are context), exactly the mask the rollout engine records.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import json
 import math
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,14 +24,9 @@ from .models import build_tiny_policy, build_tiny_tokenizer, token_logprobs
 
 
 def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_size):
-    """Length-bucketed, right-padded batches of demonstrations in the toy's tag format.
-
-    Sorting by length before batching cuts padding (and CPU time) by about half.
-
-    Yields:
-        ``(ids, attention_mask, loss_mask)``, each [B, T]; the loss mask is 0 on the
-        prompt and on ``<o>...</o>`` blocks, exactly the mask the rollout engine records.
-    """
+    """Right-padded batches ``(ids, attention_mask, loss_mask)``, each [B, T], of demonstrations
+    in the toy's tag format, bucketed by length (half the padding and CPU time); the loss mask
+    is 0 on the prompt and on ``<o>...</o>`` blocks."""
     from .rollout import Trajectory, TurnFormat, collate
 
     seqs = [chat_example(TurnFormat(), tokenizer, p.prompt, toy.demo_pieces(p, rng, p_copy_error, p_syntax_error))
@@ -51,12 +44,10 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
            p_copy_error: float = 0.1, p_syntax_error: float = 0.1, seed: int = 0,
            eval_problems: int = 400, progress: bool = True, init: str | None = None,
            time_limit_s: float = 0.0) -> dict:
-    """Train the tiny policy from scratch and save it (model, tokenizer, record).
-
-    With ``init`` (a saved tiny policy) it instead *continues* supervised training at a constant
-    ``lr``: the baseline RL gains are compared with. ``time_limit_s`` > 0 stops after that long.
-    Returns the record written to ``tiny_policy.json`` (settings and held-out success).
-    """
+    """Train the tiny policy from scratch and save it (model, tokenizer, and the record it returns,
+    ``tiny_policy.json``: settings and held-out success). With ``init`` (a saved tiny policy) it
+    *continues* supervised training at a constant ``lr`` instead: the baseline RL gains are
+    compared with. ``time_limit_s`` > 0 stops after that long."""
     from tqdm import tqdm
 
     from .metrics import evaluate
@@ -100,8 +91,7 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    minutes = (time.perf_counter() - start) / 60
-    out_dir = Path(out_dir)
+    minutes, out_dir = (time.perf_counter() - start) / 60, Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)  # saved before evaluating: nothing trained is lost
     tokenizer.save_pretrained(out_dir)
@@ -110,14 +100,12 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
         Path(__file__).resolve().parent.parent / "data" / "toy_test.jsonl", limit=eval_problems)]
     torch.manual_seed(seed)
     summary = evaluate(RolloutEngine(model, tokenizer), test, k=1, progress=progress)
-    record = {
-        "command": (f"python -m elpo_min warmup --out {out_dir} --steps {steps} --batch_size "
-                    f"{batch_size} --lr {lr} --p_copy_error {p_copy_error} --p_syntax_error "
-                    f"{p_syntax_error} --seed {seed}" + (f" --init {init}" if init else "")),
-        "heldout_success": summary["success_rate"], "eval_problems": len(test), "eval_seed": seed,
-        "train_minutes": round(minutes, 2), "final_loss": round(loss.item(), 4),
-        "params": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
-    }
+    record = {"command": f"python -m elpo_min warmup --out {out_dir} --steps {steps} --batch_size {batch_size} "
+              f"--lr {lr} --p_copy_error {p_copy_error} --p_syntax_error {p_syntax_error} --seed {seed}"
+              + (f" --init {init}" if init else ""),
+              "heldout_success": summary["success_rate"], "eval_problems": len(test), "eval_seed": seed,
+              "train_minutes": round(minutes, 2), "final_loss": round(loss.item(), 4),
+              "params": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads()}
     (out_dir / "tiny_policy.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -129,9 +117,7 @@ def chat_example(fmt, tokenizer, question: str, pieces: list[tuple[str, str | No
     ``pieces`` and its framed output, each encoded on its own, so the ids at every turn boundary
     are the ones RL will see. The mask is 1 on assistant tokens and the closing end-of-sequence.
     """
-    def encode(text):
-        return tokenizer.encode(text, add_special_tokens=False)
-
+    encode = partial(tokenizer.encode, add_special_tokens=False)
     ids = encode(fmt.prompt_text(tokenizer, question))
     mask = [0] * len(ids)
     for text, output in pieces:

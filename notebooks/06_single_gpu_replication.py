@@ -65,8 +65,8 @@ except ImportError as e:
 #
 # Instruct models already know one tool format from pre-training: reasoning, then a
 # ```` ```python ```` block that ends the turn; the executed result comes back inline as an
-# ```` ```output ```` block; the final answer in `\boxed{}`. That is the default for chat
-# models (`tool_format: fenced`). Python state carries across the calls of one trajectory
+# ```` ```output ```` block; the final answer in `\boxed{}`. That is the format for chat
+# models. Python state carries across the calls of one trajectory
 # (the sandbox replays the earlier calls that succeeded), and answers are judged by
 # `tasks.check_answer` (math-verify). Here is one cold-start demonstration of the toy
 # task rendered in that format with a ChatML template, the tool outputs in brackets:
@@ -82,7 +82,7 @@ from elpo_min.warmup import chat_example
 tok = build_tiny_tokenizer()
 tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<eos>\n{% endfor %}"
                      "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-fmt = TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT)  # style="fenced" is the default
+fmt = TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT)
 problem = toy.generate_problems(1, seed=1)[0]
 ids, mask = chat_example(fmt, tok, toy.chat_question(problem),
                          toy.demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True))
@@ -95,16 +95,6 @@ for i in range(1, len(ids) + 1):  # group runs of equal mask
 print("".join(spans))
 print("parsed final turn:", fmt.parse("The final answer is \\boxed{" + str(problem.answer) + "}."))
 print("check_answer('\\boxed{1,202}', '1202') ->", check_answer("\\boxed{1,202}", "1202"))
-
-# %% [markdown]
-# The older tag format (`tool_format: tags`: `<code>`/`<answer>`, the tool output as a
-# user message cut from the chat template) is still there for models that prefer it:
-
-# %%
-# NBVAL_CHECK_OUTPUT
-tags = TurnFormat.for_chat(tok, toy.CHAT_SYSTEM_PROMPT, style="tags")
-print("before a tool output:", repr(tags.output_open))
-print("after a tool output: ", repr(tags.output_close))
 
 # %% [markdown]
 # ## How much GPU memory?

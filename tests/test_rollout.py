@@ -207,17 +207,17 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<eos>{% 
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
-def test_chat_format_frames_tool_output_from_the_template(tiny_tokenizer):
+def test_chat_format_is_fenced_inside_the_template(tiny_tokenizer):
     tok = tiny_tokenizer
     tok.chat_template = CHAT_TEMPLATE
     try:
-        fmt = TurnFormat.for_chat(tok, "Use <code> for Python.", style="tags")
-        assert fmt.output_open == "<eos><|user|>Output:\n"
-        assert fmt.output_close == "<eos><|assistant|>"
-        assert fmt.prompt_text(tok, "2+2?") == ("<|system|>Use <code> for Python.<eos>"
-                                                "<|user|>2+2?<eos><|assistant|>")
-        assert fmt.parse("let me <code>print(2+2)</code>") == ("print(2+2)", None)
-        assert fmt.parse("<answer>4</answer>") == (None, "4")
+        fmt = TurnFormat.for_chat(tok, "Use Python.")
+        assert (fmt.output_open, fmt.output_close) == ("\n```output\n", "\n```\n")
+        assert fmt.prompt_text(tok, "2+2?") == "<|system|>Use Python.<eos><|user|>2+2?<eos><|assistant|>"
+        assert fmt.parse("let me\n```python\nprint(2+2)\n```") == ("print(2+2)\n", None)
+        assert fmt.parse("so \\boxed{4} or \\boxed{5}.") == (None, "5")  # the last box
+        assert fmt.turn_ends("```python\nx = 1\n```") and not fmt.turn_ends("```python\nx = 1")
+        assert not fmt.turn_ends("\\boxed{4}")  # a fenced answer turn ends at end-of-sequence
     finally:
         tok.chat_template = None
 

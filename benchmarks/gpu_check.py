@@ -20,7 +20,7 @@ and saved to the JSON as soon as it is done (a run cut short keeps what it measu
 
 Every decode is timed under ``torch.no_grad()`` after one warm-up.
 
-    python benchmarks/gpu_check.py --device cuda                 # about 5 minutes on one H100
+    python benchmarks/gpu_check.py --device cuda                 # about 7 minutes on one H200
     python benchmarks/gpu_check.py --device cpu --tiny           # seconds: the test suite's smoke run
 
 Results go to ``benchmarks/results/gpu_check_<device>.json`` (``--out`` to change).

@@ -303,12 +303,13 @@ class RolloutEngine:
                 pending = [t.token_ids[cached[r]:] for t, r in zip(batch, idx)]
                 need = int(slots.col) + max(map(len, pending)) + max(budget, 0)
                 if 2 * need <= 3 * width:  # else the holes left by short rows waste too much: start over
-                    slots = slots.select(torch.tensor(idx, device=device), max(_round_up(need), slots.length))
+                    if idx != list(range(len(rows))) or need > slots.length:  # else reuse it as it is
+                        slots = slots.select(torch.tensor(idx, device=device), max(-(-need // 64) * 64, slots.length))
                     return slots, self._extend(slots, pending, [cached[r] for r in idx])
         distinct: dict[tuple, int] = {}  # (ids, row if prefixes are not shared) -> index
         inverse = [distinct.setdefault((tuple(t.token_ids), 0 if self.share_prefixes else r), len(distinct))
                    for r, t in enumerate(batch)]
-        slots = KVSlots(len(distinct), _round_up(width), device)
+        slots = KVSlots(len(distinct), -(-width // 64) * 64, device)  # columns rounded up to 64
         logits = self._extend(slots, [list(ids) for ids, _ in distinct], [0] * len(distinct))  # [U, V]
         idx = torch.tensor(inverse, device=device)  # [B]
         return slots.select(idx), logits[idx]
@@ -397,10 +398,6 @@ def packed_sdpa(module, query, key, value, attention_mask, scaling=None, dropout
     return out.reshape(b, heads, 1, dim).transpose(1, 2).contiguous(), None
 
 
-def _round_up(columns: int, multiple: int = 64) -> int:
-    return -(-columns // multiple) * multiple
-
-
 def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float = 1.0):
     """Sample one token per row from softmax(logits / T), nucleus-truncated at ``top_p``; returns
     token [B, 1], its log-prob [B] and entropy [B] under the tempered distribution before top-p."""
@@ -442,11 +439,12 @@ class KVSlots:
         return 0  # positions are always passed explicitly
 
     def select(self, rows: torch.Tensor, length: int | None = None) -> KVSlots:
-        """A copy holding ``rows`` (repeats branch a row), widened to ``length`` columns."""
+        """This cache's ``rows`` (repeats branch a row), widened to ``length`` columns. It consumes
+        ``self`` a layer at a time, so the copy never holds two whole caches."""
         length = length or self.length
         grow, new = length - self.length, KVSlots(len(rows), length, self.valid.device)
-        new.keys = [torch.nn.functional.pad(k[rows], (0, 0, 0, grow)) for k in self.keys]
-        new.values = [torch.nn.functional.pad(v[rows], (0, 0, 0, grow)) for v in self.values]
+        for old, out in ((self.keys, new.keys), (self.values, new.values)):
+            out += [torch.nn.functional.pad(old.pop(0)[rows], (0, 0, 0, grow)) for _ in range(len(old))]
         new.valid = torch.nn.functional.pad(self.valid[rows], (0, grow))
         new.col = self.col.clone()
         return new

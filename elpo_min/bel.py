@@ -58,14 +58,14 @@ class BELResult:
     spent: int = 0
 
 
-def search_steps(num_steps: int, budget: int, n_suffix: int | Callable[[int], int] = 2
-                 ) -> Generator[tuple[int, int], list[bool], BELResult]:
+def search_steps(num_steps: int, budget: int, n_suffix: int | Callable[[int], int] = 2,
+                 anchor: Callable[[int, int], int] = lambda lo, hi: (lo + hi) // 2) -> Generator:
     """The binary search as a generator: yields ``(m, n)``, receives n success flags. ``L, R = 1, K``;
     while ``L < R`` and budget is left: ``m = (L + R) // 2``; if any continuation from prefix(m)
     succeeds, ``L = m + 1`` (still recoverable), else ``R = m``. Returns ``t_crit = L``."""
     result, left, right = BELResult(t_crit=1), 1, num_steps
     while left < right and result.spent < budget:
-        m = (left + right) // 2
+        m = anchor(left, right)  # the midpoint; an ablation may pick another step in [L, R - 1]
         wanted = n_suffix(m) if callable(n_suffix) else n_suffix
         if wanted < 1:
             raise ValueError(f"n_suffix gave {wanted} continuations for step {m}; it must be >= 1")

@@ -168,6 +168,7 @@ class RolloutEngine:
         self.tool_workers, self.tool_timeout_s = tool_workers, tool_timeout_s
         self.cuda_graphs, self.share_prefixes, self._carry = cuda_graphs, True, None  # _carry: see _prefill
         self.cache_kw, self.max_len = cache_keyword(model), context_length(model)
+        self.mask_dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())  # attention masks
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         # A turn stops at end-of-sequence, at a single-token close marker (the toy's </c>),
         # or when a sampled token that could complete a marker makes fmt.turn_ends true.
@@ -377,8 +378,7 @@ class RolloutEngine:
 
     def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
         """0 where attention is allowed, the dtype's minimum elsewhere (no NaN for empty rows)."""
-        dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
-        return torch.where(allowed, 0.0, torch.finfo(dtype).min).to(dtype)
+        return torch.where(allowed, 0.0, torch.finfo(self.mask_dtype).min).to(self.mask_dtype)
 
 
 def packed_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):

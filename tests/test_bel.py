@@ -206,3 +206,20 @@ def test_batched_builder_equals_the_pseudocode_over_200_seeds(monkeypatch):
             assert len(tree.trajectories) == rollouts
             nonzero += sum(bool(a) for _, a in searches)
     assert nonzero > 300  # the comparison exercised real searches, not only empty ones
+
+
+def test_search_anchor_can_be_replaced_for_ablations():
+    """The random-anchors ablation swaps only the anchor rule: probing the left end first
+    walks the interval one step at a time and still finds the first dead step."""
+    from elpo_min.bel import search_steps
+
+    dead_from = 4  # prefix(m) is recoverable for m < 4
+    gen, probed = search_steps(6, budget=100, n_suffix=1, anchor=lambda lo, hi: lo), []
+    try:
+        m, n = next(gen)
+        while True:
+            probed.append(m)
+            m, n = gen.send([m < dead_from])
+    except StopIteration as stop:
+        assert stop.value.t_crit == dead_from
+    assert probed == [1, 2, 3, 4]

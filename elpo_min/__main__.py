@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     sft = {"p_copy_error": 0.1, "p_syntax_error": 0.1, "seed": 0, "threads": 2}
     options(sub.add_parser("warmup", help="supervised warm-up of the tiny policy (--init: continue one)"),
             out=str(DATA / "tiny_policy"), steps=1500, batch_size=64, lr=1e-3, init=None, time_limit_s=0.0,
-            eval_problems=400, **sft)
+            eval_problems=400, min_ops=3, max_ops=6, hard_digits=0, p_hard_error=0.0, test_data=None, **sft)
     options(sub.add_parser("cold-start", help="supervised pass of a chat model on fenced-TIR toy demonstrations"),
             model="smollm2-135m", out="runs/cold_start", steps=60, batch_size=8, lr=1e-4, examples=512, **sft)
 

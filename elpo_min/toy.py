@@ -72,9 +72,11 @@ class Problem:
 
 
 def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
-                      digits: int = 3, prefix: str = "p") -> list[Problem]:
+                      digits: int = 3, prefix: str = "p", hard_digits: int = 0) -> list[Problem]:
     """Seeded problems: ``min_ops..max_ops`` operations, ``digits``-digit start and
-    +/- operands, 1-digit multipliers (2-9), so values stay at most ~10 digits."""
+    +/- operands, 1-digit multipliers (2-9), so values stay at most ~10 digits. ``hard_digits``
+    > 0: one step per problem, at random, becomes +/- a ``hard_digits``-digit operand (see
+    :func:`hard_step`), a place for errors to concentrate."""
     if not 1 <= min_ops <= max_ops:
         raise ValueError(f"need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
     rng = random.Random(seed)
@@ -85,6 +87,8 @@ def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
         for _ in range(rng.randint(min_ops, max_ops)):
             op = rng.choice(OPS)
             ops.append((op, rng.randint(2, 9) if op == "*" else rng.randint(lo, hi)))
+        if hard_digits:
+            ops[rng.randrange(len(ops))] = (rng.choice("+-"), rng.randint(10 ** (hard_digits - 1), 10**hard_digits - 1))
         problems.append(Problem(rng.randint(lo, hi), tuple(ops), id=f"{prefix}{seed}-{i}"))
     return problems
 
@@ -146,21 +150,36 @@ def fatal_step(problem: Problem, tool_outputs: list[str]) -> int | None:
                  if i > last_advance and re.fullmatch(r"-?\d+", out.strip())), None)
 
 
+def hard_step(problem: Problem) -> int:
+    """1-based step with the longest operand (the first of equals): the hard step of a problem
+    made with ``hard_digits``."""
+    lengths = [len(str(x)) for _, x in problem.ops]
+    return lengths.index(max(lengths)) + 1
+
+
+def _miscopy(number: str, rng: random.Random) -> str:
+    """``number`` with one digit replaced (never a new leading zero)."""
+    first = int(number[0] == "-")  # index of the leading digit
+    pos = rng.randrange(first, len(number))
+    wrong = rng.choice([d for d in "0123456789" if d != number[pos] and
+                        (pos != first or d != "0" or len(number) == first + 1)])
+    return number[:pos] + wrong + number[pos + 1:]
+
+
 def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
-               p_syntax_error: float = 0.0) -> tuple[list[tuple[str, str]], int]:
+               p_syntax_error: float = 0.0, p_hard_error: float = 0.0) -> tuple[list[tuple[str, str]], int]:
     """A worked solution as ``[(code, tool output), ...]`` and the final answer, with controlled
     mistakes drawn from ``rng``: ``p_copy_error`` per step, one digit of the carried number
-    mis-copied (irrecoverable: the chain goes on from the wrong value); ``p_syntax_error`` per
-    step, a call that raises first, then a retry (recoverable)."""
+    mis-copied (irrecoverable: the chain goes on from the wrong value); ``p_hard_error``, the same
+    slip in the operand of the :func:`hard_step` only; ``p_syntax_error`` per step, a call that
+    raises first, then a retry (recoverable)."""
     calls, current = [], problem.start
-    for op, x in problem.ops:
+    for step, (op, x) in enumerate(problem.ops, start=1):
         carried = str(current)
         if rng.random() < p_copy_error:
-            first = int(carried[0] == "-")  # index of the leading digit
-            pos = rng.randrange(first, len(carried))
-            wrong = rng.choice([d for d in "0123456789" if d != carried[pos] and
-                                (pos != first or d != "0" or len(carried) == first + 1)])
-            carried = carried[:pos] + wrong + carried[pos + 1:]
+            carried = _miscopy(carried, rng)
+        if p_hard_error and step == hard_step(problem) and rng.random() < p_hard_error:
+            x = _miscopy(str(x), rng)
         if rng.random() < p_syntax_error:
             broken = rng.choice([f"{carried}{op}{x})", f"{carried}{op}", f"({carried}{op}{x}"])
             calls.append((broken, safe_arith(broken).render()))
@@ -171,10 +190,10 @@ def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
 
 
 def demo_pieces(problem: Problem, rng: random.Random, p_copy_error: float = 0.0, p_syntax_error: float = 0.0,
-                fenced: bool = False) -> list[tuple[str, str | None]]:
+                fenced: bool = False, p_hard_error: float = 0.0) -> list[tuple[str, str | None]]:
     """:func:`demo_steps` as assistant pieces ``[(text, tool output | None)]``: the toy's tags, or
     (``fenced``) one ```python block per step and a ``\\boxed{}`` answer for a chat model's cold start."""
-    calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error)
+    calls, answer = demo_steps(problem, rng, p_copy_error, p_syntax_error, p_hard_error)
     if not fenced:
         return [(f"{CALL_OPEN}{code}{CALL_CLOSE}", out) for code, out in calls] + [
             (f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}", None)]

@@ -23,13 +23,13 @@ from . import toy
 from .models import build_tiny_policy, build_tiny_tokenizer, token_logprobs
 
 
-def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_size):
+def demo_batches(problems, tokenizer, rng, batch_size, **error_rates):
     """Right-padded batches ``(ids, attention_mask, loss_mask)``, each [B, T], of demonstrations
     in the toy's tag format, bucketed by length (half the padding and CPU time); the loss mask
-    is 0 on the prompt and on ``<o>...</o>`` blocks."""
+    is 0 on the prompt and on ``<o>...</o>`` blocks; ``error_rates`` go to ``toy.demo_pieces``."""
     from .rollout import Trajectory, TurnFormat, collate
 
-    seqs = [chat_example(TurnFormat(), tokenizer, p.prompt, toy.demo_pieces(p, rng, p_copy_error, p_syntax_error))
+    seqs = [chat_example(TurnFormat(), tokenizer, p.prompt, toy.demo_pieces(p, rng, **error_rates))
             for p in problems]
     seqs.sort(key=lambda s: len(s[0]))
     chunks = [seqs[i:i + batch_size] for i in range(0, len(seqs), batch_size)]
@@ -43,11 +43,14 @@ def demo_batches(problems, tokenizer, rng, p_copy_error, p_syntax_error, batch_s
 def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3,
            p_copy_error: float = 0.1, p_syntax_error: float = 0.1, seed: int = 0,
            eval_problems: int = 400, progress: bool = True, init: str | None = None,
-           time_limit_s: float = 0.0) -> dict:
+           time_limit_s: float = 0.0, min_ops: int = 3, max_ops: int = 6, hard_digits: int = 0,
+           p_hard_error: float = 0.0, test_data: str | None = None) -> dict:
     """Train the tiny policy from scratch and save it (model, tokenizer, and the record it returns,
     ``tiny_policy.json``: settings and held-out success). With ``init`` (a saved tiny policy) it
     *continues* supervised training at a constant ``lr`` instead: the baseline RL gains are
-    compared with. ``time_limit_s`` > 0 stops after that long."""
+    compared with. ``time_limit_s`` > 0 stops after that long. ``min_ops``, ``max_ops``, ``hard_digits``
+    shape the demonstrations' problems (``toy.generate_problems``), ``p_hard_error`` their mistakes
+    (``toy.demo_steps``); ``test_data`` replaces the shipped test split for the held-out figure."""
     from tqdm import tqdm
 
     from .metrics import evaluate
@@ -70,11 +73,12 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     bar = tqdm(total=steps, desc="warm-up", disable=not progress)
     block = 0
     while bar.n < steps:  # blocks of 8 batches, bucketed by length
-        problems = [p for p in toy.generate_problems(8 * batch_size, seed=10_000 + block, prefix="demo")
+        problems = [p for p in toy.generate_problems(8 * batch_size, 10_000 + block, min_ops, max_ops,
+                                                     prefix="demo", hard_digits=hard_digits)
                     if (p.start, p.ops) not in held_out]
         block += 1
-        for ids, attn, loss_mask in demo_batches(problems, tokenizer, rng, p_copy_error,
-                                                 p_syntax_error, batch_size):
+        for ids, attn, loss_mask in demo_batches(problems, tokenizer, rng, batch_size, p_copy_error=p_copy_error,
+                                                 p_syntax_error=p_syntax_error, p_hard_error=p_hard_error):
             if bar.n >= steps or (time_limit_s and time.perf_counter() - start > time_limit_s):
                 steps = bar.n
                 break
@@ -97,12 +101,14 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     tokenizer.save_pretrained(out_dir)
     model.eval()
     test = [toy.problem_from_row(r) for r in toy.load_problems(
-        Path(__file__).resolve().parent.parent / "data" / "toy_test.jsonl", limit=eval_problems)]
+        test_data or Path(__file__).resolve().parent.parent / "data" / "toy_test.jsonl", limit=eval_problems)]
     torch.manual_seed(seed)
     summary = evaluate(RolloutEngine(model, tokenizer), test, k=1, progress=progress)
     record = {"command": f"python -m elpo_min warmup --out {out_dir} --steps {steps} --batch_size {batch_size} "
               f"--lr {lr} --p_copy_error {p_copy_error} --p_syntax_error {p_syntax_error} --seed {seed}"
-              + (f" --init {init}" if init else ""),
+              + (f" --init {init}" if init else "") + "".join(f" --{k} {v}" for k, v, default in (
+                  ("min_ops", min_ops, 3), ("max_ops", max_ops, 6), ("hard_digits", hard_digits, 0),
+                  ("p_hard_error", p_hard_error, 0.0), ("test_data", test_data, None)) if v != default),
               "heldout_success": summary["success_rate"], "eval_problems": len(test), "eval_seed": seed,
               "train_minutes": round(minutes, 2), "final_loss": round(loss.item(), 4),
               "params": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads()}

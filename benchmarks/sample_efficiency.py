@@ -55,8 +55,12 @@ def main():
                "--eval_every", str(args.eval_every), "--eval_problems", str(args.eval_problems),
                "--save_every", str(args.steps), "--threads", "1", "--progress", "false", "--out_dir", str(run_dir),
                *extra]
-        subprocess.run(cmd, check=True, env=env, capture_output=True)
-        log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        log_path = run_dir / "metrics.jsonl"
+        done = log_path.exists() and any(json.loads(line).get("step") == args.steps and "eval" in json.loads(line)
+                                         for line in log_path.read_text().splitlines())
+        if not done:  # a finished run is kept: a rerun resumes
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+        log = [json.loads(line) for line in log_path.read_text().splitlines()]
         return {"arm": arm, "seed": seed, "curve": {r["step"]: r["eval"]["success_rate"] for r in log if "eval" in r},
                 "rollouts_per_step": next(r["rollouts_per_prompt"] for r in log if "rollouts_per_prompt" in r)}
 

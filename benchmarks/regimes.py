@@ -76,7 +76,7 @@ def where_fatal(policy: str, test: str, n: int = 400, seed: int = 0) -> dict:
     model, tokenizer = load_policy(policy)
     problems = [toy.problem_from_row(r) for r in toy.load_problems(test, limit=n)]
     result = evaluate(RolloutEngine(model, tokenizer, max_turns=14), problems, progress=False)
-    failed = [t for t in result["trajectories"] if not t.success]
+    failed = [t for group in result["trajectories"] for t in group if not t.success]
     fatal = [(toy.fatal_step(t.problem, t.tool_outputs), t.problem) for t in failed]
     steps = [(s, p) for s, p in fatal if s is not None]
     return {"success": result["success_rate"], "failures": len(failed),

@@ -104,7 +104,7 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
                         if linear.bias is not None:
                             q.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
                         setattr(parent, name, q)
-        for m in model.modules():  # see elpo_min.models._disable_avx512bf16
+        for m in model.modules():  # as elpo_min.models.load_policy does
             if hasattr(m, "support_avx512bf16_for_cpu"):
                 m.support_avx512bf16_for_cpu = False
     if lora_rank:
@@ -127,7 +127,7 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
              "old_logp": torch.full((seqs, tokens), -2.0, device=device),
              "advantages": torch.randn(seqs, 1, device=device).expand(seqs, tokens).contiguous(),
              "elc_mask": torch.zeros(seqs, tokens, device=device)}
-    cfg = cfg or Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=1024)
+    cfg = cfg or Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=256)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     seconds = []
     for _ in range(2):

@@ -17,7 +17,7 @@ credit metrics (``metrics.credit_metrics``) over its steps::
 
     python benchmarks/regimes.py --regimes long hard --seeds 0 1 2 3 4 5 --out runs/regimes
 
-Writes ``<out>/<regime>/efficiency_*`` and ``<out>/regimes_summary.md``. Steps already done
+Writes ``<out>/<regime>/efficiency_*`` and ``<out>/<regime>/regime_summary.md``. Steps already done
 (a data file, a warmed policy, a finished run) are kept, so a rerun resumes.
 """
 
@@ -95,7 +95,6 @@ def main():
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = []
     for name in args.regimes:
         regime = REGIMES[name]
         flags = prepare(name, regime, out, sys.executable)
@@ -104,7 +103,7 @@ def main():
                         "--seeds", *map(str, args.seeds), "--steps", str(regime["steps"]), "--eval_every",
                         str(regime["eval_every"]), "--parallel", str(args.parallel), "--out", str(runs), *flags],
                         check=True)
-        report += [f"## {name}: `{' '.join(flags)}`", "", (runs / "efficiency_summary.md").read_text()]
+        report = [f"## {name}: `{' '.join(flags)}`", "", (runs / "efficiency_summary.md").read_text()]
         if regime["shape"] is not None:
             fatal = json.dumps(where_fatal(flags[1], flags[5]))
             report += ["", f"Where the warmed policy's fatal steps fall (400 held-out problems): `{fatal}`"]
@@ -116,8 +115,8 @@ def main():
             means = [run_means(log, suffix) for log in logs]
             lines.append(f"| {rule} | " + " | ".join(interval([m[k] for m in means]) for k in METRICS) + " |")
         report += ["", "Credit metrics, mean over steps per run, mean ± 95% interval over seeds:", "", *lines, ""]
-        (out / "regimes_summary.md").write_text("\n".join(report) + "\n")
-    print("\n".join(report))
+        (runs / "regime_summary.md").write_text("\n".join(report) + "\n")
+        print("\n".join(report))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def _eval(args, overrides: dict) -> None:
     engine = make_engine(model, tokenizer, task, cfg)
     summary, k = evaluate(engine, task.test, k=args.k, progress=cfg.progress), args.k
     print(f"held-out problems: {len(task.test)} x {k} samples  (task: {cfg.task}, policy: {cfg.model}, "
-          f"format: {engine.fmt.style}{' chat' if engine.fmt.chat else ''}, tool: {engine.executor})")
+          f"format: {engine.fmt.style}, tool: {engine.executor})")
     print(f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"
           f"   maj@{k}: {summary[f'maj@{k}']:.1%}")
     print(f"tool calls per problem: {summary['tool_calls_per_problem']:.2f}   per solved: "

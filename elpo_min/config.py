@@ -59,7 +59,7 @@ class Config:
     ppo_epochs: int = 1
     minibatch_size: int = 64
     micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: the mini-batch
-    logprob_chunk: int = 1024  # tokens per output-head chunk (each recomputed in backward)
+    logprob_chunk: int = 256  # tokens per output-head chunk (each recomputed in backward)
     time_limit_s: float = 0.0  # > 0: stop training after this many seconds
     eval_every: int = 15
     eval_problems: int = 800
@@ -118,10 +118,8 @@ class Config:
         ]
         for ok, field, message in checks:
             if not ok:
-                raise ValueError(f"config field {field}: {message} (got {self._show(field)})")
-
-    def _show(self, field: str) -> str:
-        return ", ".join(f"{f}={getattr(self, f)!r}" for f in field.split("/"))
+                got = ", ".join(f"{f}={getattr(self, f)!r}" for f in field.split("/"))
+                raise ValueError(f"config field {field}: {message} (got {got})")
 
 
 def _coerce(field: dataclasses.Field, value):

@@ -36,7 +36,7 @@ class LogProbs(torch.nn.Module):
         self.model = model
         self._no_split_modules = getattr(model, "_no_split_modules", None)  # FSDP auto-wrap
 
-    def forward(self, input_ids, attention_mask, target_mask, temperature: float = 1.0, chunk: int = 1024):
+    def forward(self, input_ids, attention_mask, target_mask, temperature: float = 1.0, chunk: int = 256):
         return token_logprobs(self.model, input_ids, attention_mask, temperature, chunk, target_mask=target_mask)
 
 

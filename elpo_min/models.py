@@ -6,7 +6,7 @@
   (peft) on nf4 weights (bitsandbytes). A local ``tokenizer.json`` loads with
   ``PreTrainedTokenizerFast``: ``AutoTokenizer`` would swap in Qwen2's pre-tokenizer and
   silently change the tiny tokenizer's ids.
-* :func:`token_logprobs`: log-probs and entropies chunked over tokens, recomputed in backward.
+* :func:`token_logprobs`: log-probs and entropies chunked over tokens (:class:`HeadLogprobs`).
 """
 
 from __future__ import annotations
@@ -48,14 +48,6 @@ def build_tiny_policy(tokenizer, hidden: int = 128, layers: int = 4, heads: int 
         num_attention_heads=heads, num_key_value_heads=heads // 2, max_position_embeddings=max_len,
         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id))
-
-
-def _disable_avx512bf16(model) -> None:
-    """bitsandbytes on AVX512-BF16 CPUs repacks 4-bit weights after a no-grad pass,
-    which breaks the next training forward; opt every layer out of that path."""
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
 
 
 # Short names for weights that ship as Python packages (no hub access needed).
@@ -135,7 +127,9 @@ def load_policy(name_or_path: str | Path = TINY_POLICY_DIR, lora_rank: int = 0,
         model = get_peft_model(model, LoraConfig(
             r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear",
             task_type="CAUSAL_LM"))
-    _disable_avx512bf16(model)
+    for module in model.modules():  # bitsandbytes on AVX512-BF16 CPUs repacks 4-bit weights after a
+        if hasattr(module, "support_avx512bf16_for_cpu"):  # no-grad pass, which breaks the next training
+            module.support_avx512bf16_for_cpu = False  # forward: opt every layer out of that path
     return model, tokenizer
 
 
@@ -150,16 +144,30 @@ def context_length(model) -> int:  # positions the model was built for
     return int(getattr(model.config, "max_position_embeddings", None) or 2048)
 
 
-def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
-                    with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log p(target) = logit[target] - logsumexp(logits) (and the entropy) for c tokens."""
-    logits = head(hidden).float() / temperature  # [c, V]
-    log_z = logits.logsumexp(-1)  # [c]
-    logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
-    if not with_entropy:
-        return logp, None
-    probs = (logits - log_z[:, None]).exp()  # [c, V]
-    return logp, log_z - (probs * logits).sum(-1)  # H = log Z - sum_j p_j logit_j
+class HeadLogprobs(torch.autograd.Function):
+    """log p(target) = logit[target] - logsumexp(logits) of c tokens through the output head, and the
+    entropy -sum_j p_j log p_j (no gradient). Backward recomputes the logits in place into d logp /
+    d logit = onehot(target) - softmax: one [c, V] fp32 buffer, where autograd would hold 3-4."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, temperature: float):  # hidden [c, H], weight [V, H]
+        logits = (hidden @ weight.T).float().div_(temperature)  # [c, V]
+        log_z = logits.logsumexp(-1)  # [c]
+        logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
+        entropy = torch.special.entr(logits.sub_(log_z[:, None]).exp_(), out=logits).sum(-1)  # [c]: -sum p log p
+        ctx.save_for_backward(hidden, weight, targets, log_z)
+        ctx.temperature = temperature
+        ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad, _):
+        hidden, weight, targets, log_z = ctx.saved_tensors
+        probs = (hidden @ weight.T).float().div_(ctx.temperature).sub_(log_z[:, None]).exp_()  # [c, V]
+        probs.mul_(-grad[:, None]).scatter_add_(-1, targets[:, None], grad[:, None])  # (onehot - p) * grad
+        d_logits = probs.div_(ctx.temperature).to(hidden.dtype)  # [c, V]
+        return (d_logits @ weight if ctx.needs_input_grad[0] else None,
+                d_logits.T @ hidden if ctx.needs_input_grad[1] else None, None, None)
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -167,9 +175,8 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    target_mask: torch.Tensor | None = None):
     """Teacher-forced log-prob (and entropy) of every token given its prefix.
 
-    Memory: logits exist for one chunk of *tokens* (wanted positions of all rows, flattened)
-    at a time, and under autograd each chunk is recomputed in backward, so only hidden
-    states and one float per token are kept (never 150k vocab x 8k tokens = 5 GB in fp32).
+    Memory: logits exist for one chunk of *tokens* (wanted positions of all rows, flattened) at a
+    time, recomputed in backward (:class:`HeadLogprobs`): never 150k vocab x 8k tokens = 5 GB fp32.
 
     Args:
         model: a causal LM (peft-wrapped or not); input_ids, attention_mask: [B, T], any padding.
@@ -182,26 +189,21 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         logp [B, T] where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted),
         and entropy [B, T] (same alignment) if asked.
     """
-    from torch.utils.checkpoint import checkpoint
-
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
     hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
                                  position_ids=position_ids).last_hidden_state  # [B, T, H]
     head = model.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("token_logprobs assumes an output head without bias (true of Qwen, Llama, SmolLM2)")
     wanted = torch.ones_like(input_ids, dtype=torch.bool) if target_mask is None else target_mask.bool()  # [B, T]
     wanted[:, 0] = False  # position 0 has no prefix
     rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens
-    states = hidden[rows, cols - 1]  # [N, H]: the state before each wanted token
+    states = hidden[rows, cols - 1].to(head.weight.dtype)  # [N, H]: the state before each wanted token
     targets = input_ids[rows, cols]  # [N]
     logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
     entropy = torch.zeros_like(logp) if with_entropy else None
-    pieces = []
-    for s in range(0, len(targets), chunk):
-        args = (head, states[s:s + chunk], targets[s:s + chunk], temperature, with_entropy)
-        if torch.is_grad_enabled() and states.requires_grad:
-            pieces.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
-        else:
-            pieces.append(_chunk_logprobs(*args))
+    pieces = [HeadLogprobs.apply(states[s:s + chunk], head.weight, targets[s:s + chunk], temperature)
+              for s in range(0, len(targets), chunk)]
     if pieces:
         logp = logp.index_put((rows, cols), torch.cat([p[0] for p in pieces]))
         if with_entropy:

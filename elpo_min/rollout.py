@@ -111,7 +111,6 @@ class TurnFormat:
     output_open: str = toy.OUTPUT_OPEN
     output_close: str = toy.OUTPUT_CLOSE
     system_prompt: str | None = None
-    chat: bool = False
     style: str = "tags"
 
     @classmethod
@@ -120,8 +119,7 @@ class TurnFormat:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("this tokenizer has no chat template; use an instruct model, set "
                              "tokenizer.chat_template, or use the plain toy TurnFormat()")
-        return cls("```python\n", "```", "\\boxed{", "}", "\n```output\n", "\n```\n", system_prompt,
-                   chat=True, style="fenced")
+        return cls("```python\n", "```", "\\boxed{", "}", "\n```output\n", "\n```\n", system_prompt, "fenced")
 
     def parse(self, text: str) -> tuple[str | None, str | None]:
         """(code, answer) of one turn; (None, None) if it has neither."""
@@ -136,7 +134,7 @@ class TurnFormat:
         return code is not None or (self.style == "tags" and answer is not None)
 
     def prompt_text(self, tokenizer, question: str) -> str:
-        if not self.chat:
+        if self.style == "tags":  # the toy's plain text; fenced is the chat format
             return question
         msgs = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
         msgs.append({"role": "user", "content": question})
@@ -470,14 +468,11 @@ def collate(trajs: list[Trajectory], pad_id: int, device="cpu") -> dict[str, tor
     """Right-pad trajectories into [B, T] tensors for a teacher-forced pass: ``input_ids``,
     ``attention_mask``, ``action_mask``, ``old_logp`` (log-probs recorded at sampling time)."""
     width = max(len(t.token_ids) for t in trajs)
-    out = {"input_ids": torch.full((len(trajs), width), pad_id, dtype=torch.long),  # [B, T]
-           "attention_mask": torch.zeros((len(trajs), width), dtype=torch.long),  # [B, T]
-           "action_mask": torch.zeros((len(trajs), width)),  # [B, T]
-           "old_logp": torch.zeros((len(trajs), width))}  # [B, T]
-    for row, t in enumerate(trajs):
-        n = len(t.token_ids)
-        out["input_ids"][row, :n] = torch.tensor(t.token_ids)
-        out["attention_mask"][row, :n] = 1
-        out["action_mask"][row, :n] = torch.tensor(t.action_mask, dtype=torch.float)
-        out["old_logp"][row, :n] = torch.tensor(t.logprobs)
-    return {k: v.to(device) for k, v in out.items()}
+
+    def padded(rows: list[list], fill, dtype) -> torch.Tensor:  # [B, T]
+        return torch.tensor([row + [fill] * (width - len(row)) for row in rows], dtype=dtype).to(device)
+
+    return {"input_ids": padded([t.token_ids for t in trajs], pad_id, torch.long),
+            "attention_mask": padded([[1] * len(t.token_ids) for t in trajs], 0, torch.long),
+            "action_mask": padded([t.action_mask for t in trajs], 0, torch.float),
+            "old_logp": padded([t.logprobs for t in trajs], 0.0, torch.float)}

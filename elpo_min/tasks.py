@@ -40,10 +40,6 @@ class WordProblem:
     answer: str
     id: str = ""
 
-    @property
-    def prompt(self) -> str:
-        return self.question
-
 
 @dataclass
 class Task:

@@ -74,9 +74,8 @@ class Problem:
 def generate_problems(n: int, seed: int, min_ops: int = 3, max_ops: int = 6,
                       digits: int = 3, prefix: str = "p", hard_digits: int = 0) -> list[Problem]:
     """Seeded problems: ``min_ops..max_ops`` operations, ``digits``-digit start and
-    +/- operands, 1-digit multipliers (2-9), so values stay at most ~10 digits. ``hard_digits``
-    > 0: one step per problem, at random, becomes +/- a ``hard_digits``-digit operand (see
-    :func:`hard_step`), a place for errors to concentrate."""
+    +/- operands, 1-digit multipliers (2-9), so values stay at most ~10 digits. ``hard_digits`` > 0:
+    one random step becomes +/- a ``hard_digits``-digit operand (:func:`hard_step`)."""
     if not 1 <= min_ops <= max_ops:
         raise ValueError(f"need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
     rng = random.Random(seed)
@@ -109,11 +108,6 @@ def parse_turn(text: str, call=(CALL_OPEN, CALL_CLOSE), answer=(ANSWER_OPEN, ANS
         if m:
             return (m.group(1), None) if is_code else (None, m.group(1))
     return None, None
-
-
-def render_output(output: str) -> str:
-    """The tool-output block appended after a call (tokenized once, action mask 0)."""
-    return f"{OUTPUT_OPEN}{output}{OUTPUT_CLOSE}"
 
 
 def check_answer(problem: Problem, answer: str | None) -> bool:
@@ -151,10 +145,8 @@ def fatal_step(problem: Problem, tool_outputs: list[str]) -> int | None:
 
 
 def hard_step(problem: Problem) -> int:
-    """1-based step with the longest operand (the first of equals): the hard step of a problem
-    made with ``hard_digits``."""
-    lengths = [len(str(x)) for _, x in problem.ops]
-    return lengths.index(max(lengths)) + 1
+    """1-based step with the longest operand (the first of equals): the one ``hard_digits`` made."""
+    return max(range(len(problem.ops)), key=lambda i: (len(str(problem.ops[i][1])), -i)) + 1
 
 
 def _miscopy(number: str, rng: random.Random) -> str:
@@ -170,9 +162,8 @@ def demo_steps(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
                p_syntax_error: float = 0.0, p_hard_error: float = 0.0) -> tuple[list[tuple[str, str]], int]:
     """A worked solution as ``[(code, tool output), ...]`` and the final answer, with controlled
     mistakes drawn from ``rng``: ``p_copy_error`` per step, one digit of the carried number
-    mis-copied (irrecoverable: the chain goes on from the wrong value); ``p_hard_error``, the same
-    slip in the operand of the :func:`hard_step` only; ``p_syntax_error`` per step, a call that
-    raises first, then a retry (recoverable)."""
+    mis-copied (irrecoverable: the chain goes on from the wrong value), ``p_hard_error`` the same in
+    :func:`hard_step`'s operand; ``p_syntax_error`` per step, a call that raises, then a retry."""
     calls, current = [], problem.start
     for step, (op, x) in enumerate(problem.ops, start=1):
         carried = str(current)
@@ -204,7 +195,7 @@ def demo_pieces(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
 def demonstration(problem: Problem, rng: random.Random, p_copy_error: float = 0.0,
                   p_syntax_error: float = 0.0) -> str:
     """:func:`demo_pieces` in the toy's tag format as one string (prompt excluded)."""
-    return "".join(text + (render_output(out) if out is not None else "")
+    return "".join(text + (f"{OUTPUT_OPEN}{out}{OUTPUT_CLOSE}" if out is not None else "")
                    for text, out in demo_pieces(problem, rng, p_copy_error, p_syntax_error))
 
 

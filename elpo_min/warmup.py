@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import toy
-from .models import build_tiny_policy, build_tiny_tokenizer, token_logprobs
+from .models import build_tiny_policy, build_tiny_tokenizer, load_policy, token_logprobs
 
 
 def demo_batches(problems, tokenizer, rng, batch_size, **error_rates):
@@ -48,9 +48,8 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     """Train the tiny policy from scratch and save it (model, tokenizer, and the record it returns,
     ``tiny_policy.json``: settings and held-out success). With ``init`` (a saved tiny policy) it
     *continues* supervised training at a constant ``lr`` instead: the baseline RL gains are
-    compared with. ``time_limit_s`` > 0 stops after that long. ``min_ops``, ``max_ops``, ``hard_digits``
-    shape the demonstrations' problems (``toy.generate_problems``), ``p_hard_error`` their mistakes
-    (``toy.demo_steps``); ``test_data`` replaces the shipped test split for the held-out figure."""
+    compared with. ``time_limit_s`` > 0 stops after that long. ``min_ops``, ``max_ops``, ``hard_digits``,
+    ``p_hard_error``: see ``toy.generate_problems`` / ``demo_steps``; ``test_data``: the held-out split."""
     from tqdm import tqdm
 
     from .metrics import evaluate
@@ -59,8 +58,6 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     torch.manual_seed(seed)
     rng = random.Random(seed)
     if init:
-        from .models import load_policy
-
         model, tokenizer = load_policy(init)
     else:
         tokenizer = build_tiny_tokenizer()

@@ -25,6 +25,29 @@ def test_generator_is_seeded_and_respects_knobs():
         toy.generate_problems(1, seed=0, min_ops=5, max_ops=3)
 
 
+def test_hard_digits_put_one_long_operand_where_hard_step_points():
+    problems = toy.generate_problems(200, seed=7, min_ops=3, max_ops=5, hard_digits=7)
+    for p in problems:
+        long_ops = [i for i, (op, x) in enumerate(p.ops, start=1) if len(str(x)) == 7]
+        assert len(long_ops) == 1 and p.ops[long_ops[0] - 1][0] in "+-"
+        assert toy.hard_step(p) == long_ops[0]
+    assert len({toy.hard_step(p) for p in problems}) == 5  # the hard step moves over all positions
+    assert toy.hard_step(toy.Problem(1, (("+", 12), ("*", 3), ("-", 99)))) == 1  # first of equals
+
+
+def test_hard_error_mis_copies_the_hard_operand_and_is_fatal_there():
+    hard = toy.Problem(120, (("+", 300), ("-", 4818273), ("*", 3)))  # hard step 2
+    for seed in range(30):
+        calls, _ = toy.demo_steps(hard, random.Random(seed), p_hard_error=1.0)
+        operand = calls[1][0].split("-")[-1]
+        assert operand != "4818273" and len(operand) == 7  # one digit changed, length kept
+        assert sum(a != b for a, b in zip(operand, "4818273")) == 1
+        assert calls[0][1] == "420"  # the step before is untouched
+        assert toy.fatal_step(hard, [out for _, out in calls]) == 2
+    calls, _ = toy.demo_steps(hard, random.Random(0), p_hard_error=0.0)
+    assert [out for _, out in calls] == [str(v) for v in hard.values[1:]]
+
+
 def test_parse_turn():
     assert toy.parse_turn("<c>12*7</c>") == ("12*7", None)
     assert toy.parse_turn("think <a>179</a>") == (None, "179")

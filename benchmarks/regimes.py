@@ -17,13 +17,15 @@ credit metrics (``metrics.credit_metrics``) over its steps::
 
     python benchmarks/regimes.py --regimes long hard --seeds 0 1 2 3 4 5 --out runs/regimes
 
-Writes ``<out>/<regime>/efficiency_*`` and ``<out>/<regime>/regime_summary.md``. Steps already done
-(a data file, a warmed policy, a finished run) are kept, so a rerun resumes.
+Writes ``<out>/<regime>/efficiency_*`` and ``<out>/<regime>/regime_summary.md``, copied to
+``<results>/regime_<regime>_{rows.json,summary.md,curves.png}``. Steps already done (a data
+file, a warmed policy, a finished run) are kept, so a rerun resumes.
 """
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -92,6 +94,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default="runs/regimes")
+    ap.add_argument("--results", default=str(HERE / "results"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +119,9 @@ def main():
             lines.append(f"| {rule} | " + " | ".join(interval([m[k] for m in means]) for k in METRICS) + " |")
         report += ["", "Credit metrics, mean over steps per run, mean ± 95% interval over seeds:", "", *lines, ""]
         (runs / "regime_summary.md").write_text("\n".join(report) + "\n")
+        for src, dst in (("efficiency_rows.json", "rows.json"), ("regime_summary.md", "summary.md"),
+                         ("efficiency_curves.png", "curves.png")):
+            shutil.copy(runs / src, Path(args.results) / f"regime_{name}_{dst}")
         print("\n".join(report))
 
 

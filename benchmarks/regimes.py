@@ -18,7 +18,7 @@ credit metrics (``metrics.credit_metrics``) over its steps::
     python benchmarks/regimes.py --regimes long hard --seeds 0 1 2 3 4 5 --out runs/regimes
 
 Writes ``<out>/<regime>/efficiency_*`` and ``<out>/<regime>/regime_summary.md``, copied to
-``<results>/regime_<regime>_{rows.json,summary.md,curves.png}``. Steps already done (a data
+``<results>/regime_<regime>_{rows.json,summary.md,curves.png,credit.json}``. Steps already done (a data
 file, a warmed policy, a finished run) are kept, so a rerun resumes.
 """
 
@@ -107,20 +107,24 @@ def main():
                         str(regime["eval_every"]), "--parallel", str(args.parallel), "--out", str(runs), *flags],
                         check=True)
         report = [f"## {name}: `{' '.join(flags)}`", "", (runs / "efficiency_summary.md").read_text()]
+        fatal = None
         if regime["shape"] is not None:
-            fatal = json.dumps(where_fatal(flags[1], flags[5]))
-            report += ["", f"Where the warmed policy's fatal steps fall (400 held-out problems): `{fatal}`"]
+            fatal = where_fatal(flags[1], flags[5])
+            report += ["", f"Where the warmed policy's fatal steps fall (400 held-out problems): `{json.dumps(fatal)}`"]
         lines = ["| rule | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+        credit = {"regime": name, "fatal": fatal, "rules": {}}
         for rule, arm, suffix in (("ELPO A_hier", "elpo", ""), ("lambda_tree = 0, ELPO's trees", "elpo", "_lambda0"),
                                   ("GRPO", "grpo", "")):
             logs = [[json.loads(x) for x in (runs / f"{arm}-{s}" / "metrics.jsonl").read_text().splitlines()]
                     for s in args.seeds]
             means = [run_means(log, suffix) for log in logs]
+            credit["rules"][rule] = means  # per seed
             lines.append(f"| {rule} | " + " | ".join(interval([m[k] for m in means]) for k in METRICS) + " |")
         report += ["", "Credit metrics, mean over steps per run, mean ± 95% interval over seeds:", "", *lines, ""]
         (runs / "regime_summary.md").write_text("\n".join(report) + "\n")
+        (runs / "regime_credit.json").write_text(json.dumps(credit, indent=2) + "\n")
         for src, dst in (("efficiency_rows.json", "rows.json"), ("regime_summary.md", "summary.md"),
-                         ("efficiency_curves.png", "curves.png")):
+                         ("efficiency_curves.png", "curves.png"), ("regime_credit.json", "credit.json")):
             shutil.copy(runs / src, Path(args.results) / f"regime_{name}_{dst}")
         print("\n".join(report))
 

@@ -100,7 +100,7 @@ def warmup(out_dir: str | Path, steps: int = 1500, batch_size: int = 64, lr: flo
     test = [toy.problem_from_row(r) for r in toy.load_problems(
         test_data or Path(__file__).resolve().parent.parent / "data" / "toy_test.jsonl", limit=eval_problems)]
     torch.manual_seed(seed)
-    summary = evaluate(RolloutEngine(model, tokenizer), test, k=1, progress=progress)
+    summary = evaluate(RolloutEngine(model, tokenizer, max_turns=max(10, max_ops + 4)), test, k=1, progress=progress)
     record = {"command": f"python -m elpo_min warmup --out {out_dir} --steps {steps} --batch_size {batch_size} "
               f"--lr {lr} --p_copy_error {p_copy_error} --p_syntax_error {p_syntax_error} --seed {seed}"
               + (f" --init {init}" if init else "") + "".join(f" --{k} {v}" for k, v, default in (

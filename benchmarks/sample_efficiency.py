@@ -90,6 +90,11 @@ def main():
             m, h = mean_ci(diffs)
             notes.append(f"- {arm} − grpo at step {steps[-1]}, paired over {len(diffs)} seeds: "
                          f"{m * 100:+.1f} ± {h * 100:.1f} points (95% interval)")
+            mine = {r["seed"]: r["curve"] for r in rows if r["arm"] == arm}
+            base = {r["seed"]: r["curve"] for r in rows if r["arm"] == "grpo"}
+            m, h = mean_ci([statistics.mean(mine[seed][s] - base[seed][s] for s in steps[1:]) for seed in args.seeds])
+            notes.append(f"- {arm} − grpo averaged over the evaluations after step 0, paired: "
+                         f"{m * 100:+.1f} ± {h * 100:.1f} points")
     summary = (f"{len(args.seeds)} seeds, pass@1 on {args.eval_problems} held-out problems, mean ± 95% t-interval\n\n"
                + "\n".join(lines) + "\n\n" + "\n".join(notes))
     out.mkdir(parents=True, exist_ok=True)

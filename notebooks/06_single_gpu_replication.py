@@ -104,8 +104,9 @@ print("check_answer('\\boxed{1,202}', '1202') ->", check_answer("\\boxed{1,202}"
 # adapter of rank r on all linear layers in fp32 with AdamW (16 bytes per adapter
 # parameter: weight, gradient, two moments), the rollout KV cache in bf16, and
 # activations of one training micro-batch with gradient checkpointing. The log-probs
-# are computed 1024 tokens at a time and each chunk is recomputed in backward, so the
-# vocabulary-sized logits exist for one chunk only and are never kept for backward.
+# are computed 256 tokens at a time and `models.HeadLogprobs` recomputes each chunk in
+# backward, so the vocabulary-sized logits exist for one chunk only (its bf16 logits and
+# one fp32 buffer) and are never kept for backward.
 # `benchmarks/gpu_check.py` measures the real thing on a GPU (README, "One-GPU recipes").
 
 # %%
@@ -117,14 +118,14 @@ QWEN25 = {  # layers, hidden, kv heads, head dim, intermediate, vocab, parameter
 }
 
 def estimate_gib(layers, hidden, kv_heads, head_dim, inter, vocab, params, rank=16, rollouts=128,
-                 seq_len=2048, micro=8, chunk=1024):
+                 seq_len=2048, micro=8, chunk=256):
     gib = 2**30
     weights = params * 0.56
     q_out, kv_out = hidden, kv_heads * head_dim
     per_layer = rank * ((hidden + q_out) * 2 + (hidden + kv_out) * 2 + (hidden + inter) * 2 + (inter + hidden))
     adapter = layers * per_layer * 16
     kv_cache = 2 * layers * kv_out * seq_len * rollouts * 2
-    activations = layers * micro * seq_len * hidden * 2 * 2 + chunk * vocab * 4 * 2
+    activations = layers * micro * seq_len * hidden * 2 * 2 + chunk * vocab * (2 + 4)
     return {k: v / gib for k, v in [("weights", weights), ("adapter+opt", adapter), ("rollout KV", kv_cache),
                                      ("activations", activations)]}
 

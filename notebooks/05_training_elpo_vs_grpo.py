@@ -225,6 +225,12 @@ for name, what in REGIMES.items():
     print(f"{name + ' (' + what + ')':26s} {mean_ci([final['elpo', s] for s in seeds])[0]:6.1%} "
           f"{mean_ci([final['grpo', s] for s in seeds])[0]:6.1%} {gap:+13.1f} ± {half:4.1f}   "
           + ", ".join(f"{a:.3f}" for a in auc))
+print(f"\n{'regime':8s} {'rule':30s} {'sound punished':>15s} {'failures unequal':>17s} {'clipped: suffix / elsewhere':>28s}")
+for name, credit in regime_credit.items():
+    for rule, runs in credit["rules"].items():
+        mean = {k: mean_ci([run[k] for run in runs])[0] for k in runs[0] if runs[0][k] is not None}
+        print(f"{name:8s} {rule:30s} {mean['sound_punished']:15.2f} {mean['unequal_failed']:17.2f} "
+              f"{mean['clip_frac_in_region']:14.3f} / {mean['clip_frac_out_region']:.3f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -241,7 +247,31 @@ for ax, (name, rows) in zip(axes, regime_rows.items()):
 plt.tight_layout()
 
 # %% [markdown]
-# REGIME_CONCLUSION
+# **What this says.** In none of the three regimes does ELPO beat GRPO with an interval
+# that excludes zero. The only interval that excludes zero goes the other way: with the
+# paper's 8 updates per step ELPO ends 5.3 ± 5.0 points behind, although averaged over the
+# whole curve the two are within 1.6 ± 2.5 points (README, "The regimes where localization
+# could matter", has every evaluation). The hard step comes closest to a gain (+4.9 ± 5.4 at
+# the end), not enough to call it one.
+#
+# The credit metrics explain the null result, and they say the same in every regime:
+#
+# * ELPO *does* localize: about half of its failures get unequal turn advantages (GRPO's
+#   never do), and fewer of its sound turns are punished (most clearly on long chains).
+# * But the ranking that training needs, sound turns above fatal turns across a prompt's
+#   rollouts, is no better than GRPO's (credit AUC within 0.03 in every regime), and
+#   λ_tree = 0 on the *same* trees ranks best everywhere. This is the effect of the
+#   hand-built tree above: A_b z-scores a node against its siblings only, so a sound prefix
+#   whose branch did worse than its siblings gets a negative A_b.
+# * Clipping stays rare even at 8 updates per step (under 2% of tokens, error suffix or
+#   not), so ELC changes few gradients.
+# * The hard regime concentrated errors less than designed (38% of fatal steps on the hard
+#   step): a 7-digit operand makes every later carried value long, and the tiny policy
+#   mis-copies those too.
+#
+# So on this toy the tree's *structure* carries the useful credit and the branch term
+# blurs it. A place to look next is a task whose hard step does not lengthen what follows,
+# and a λ_tree below 0.5 chosen on a validation split.
 
 # %% [markdown]
 # ## pass@k, maj@k and tool calls of the trained policies

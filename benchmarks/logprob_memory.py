@@ -51,7 +51,7 @@ def measure(method: str, chunk: int, tokens: int) -> dict:
     start_gib = int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**30  # resident now
     start = time.perf_counter()
     if method == "fused":
-        pieces = [HeadLogprobs.apply(hidden[s:s + chunk], head.weight, targets[s:s + chunk], 1.0)[0]
+        pieces = [HeadLogprobs.apply(hidden[s:s + chunk], head.weight, targets[s:s + chunk], 1.0, False)[0]
                   for s in range(0, tokens, chunk)]
     else:
         pieces = [checkpoint(autograd_chunk, head, hidden[s:s + chunk], targets[s:s + chunk], 1.0, use_reentrant=False)

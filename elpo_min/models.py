@@ -150,11 +150,12 @@ class HeadLogprobs(torch.autograd.Function):
     d logit = onehot(target) - softmax: one [c, V] fp32 buffer, where autograd would hold 3-4."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float):  # hidden [c, H], weight [V, H]
+    def forward(ctx, hidden, weight, targets, temperature: float, with_entropy: bool):  # hidden [c, H], weight [V, H]
         logits = (hidden @ weight.T).float().div_(temperature)  # [c, V]
         log_z = logits.logsumexp(-1)  # [c]
         logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
-        entropy = torch.special.entr(logits.sub_(log_z[:, None]).exp_(), out=logits).sum(-1)  # [c]: -sum p log p
+        entropy = (torch.special.entr(logits.sub_(log_z[:, None]).exp_(), out=logits).sum(-1) if with_entropy
+                   else log_z.new_empty(0))  # [c]: -sum p log p, only when asked (training does not)
         ctx.save_for_backward(hidden, weight, targets, log_z)
         ctx.temperature = temperature
         ctx.mark_non_differentiable(entropy)
@@ -167,7 +168,7 @@ class HeadLogprobs(torch.autograd.Function):
         probs.mul_(-grad[:, None]).scatter_add_(-1, targets[:, None], grad[:, None])  # (onehot - p) * grad
         d_logits = probs.div_(ctx.temperature).to(hidden.dtype)  # [c, V]
         return (d_logits @ weight if ctx.needs_input_grad[0] else None,
-                d_logits.T @ hidden if ctx.needs_input_grad[1] else None, None, None)
+                d_logits.T @ hidden if ctx.needs_input_grad[1] else None, None, None, None)
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -201,11 +202,10 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     states = hidden[rows, cols - 1].to(head.weight.dtype)  # [N, H]: the state before each wanted token
     targets = input_ids[rows, cols]  # [N]
     logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
-    entropy = torch.zeros_like(logp) if with_entropy else None
-    pieces = [HeadLogprobs.apply(states[s:s + chunk], head.weight, targets[s:s + chunk], temperature)
+    entropy = torch.zeros_like(logp)  # [B, T]
+    pieces = [HeadLogprobs.apply(states[s:s + chunk], head.weight, targets[s:s + chunk], temperature, with_entropy)
               for s in range(0, len(targets), chunk)]
     if pieces:
         logp = logp.index_put((rows, cols), torch.cat([p[0] for p in pieces]))
-        if with_entropy:
-            entropy[rows, cols] = torch.cat([p[1] for p in pieces]).detach()
+        entropy = entropy.index_put((rows, cols), torch.cat([p[1] for p in pieces])) if with_entropy else entropy
     return (logp, entropy) if with_entropy else logp

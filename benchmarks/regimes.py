@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from credit import METRICS, interval, run_means  # noqa: E402
 
+from elpo_min.plots import read_log  # noqa: E402
+
 REGIMES = {
     "long": {"shape": {"min_ops": 10, "max_ops": 11}, "seeds": (31, 32),
              "warmup": ["--p_copy_error", "0.04"], "train": ["--max_turns", "14"], "steps": 12, "eval_every": 6},
@@ -64,9 +66,9 @@ def prepare(name: str, regime: dict, out: Path, python: str) -> list[str]:
     return ["--model", str(policy), "--train_data", str(train), "--test_data", str(test), *regime["train"]]
 
 
-def where_fatal(policy: str, test: str, n: int = 400, seed: int = 0) -> dict:
+def where_fatal(policy: str, test: str, hard: bool, n: int = 400, seed: int = 0) -> dict:
     """Held-out rollouts of ``policy``: success, the share of failures with a fatal step, the
-    mean fatal step, and the share of fatal steps at the problem's ``toy.hard_step``."""
+    mean fatal step, and (``hard``) the share of fatal steps at the problem's ``toy.hard_step``."""
     import torch
 
     from elpo_min import toy
@@ -81,11 +83,11 @@ def where_fatal(policy: str, test: str, n: int = 400, seed: int = 0) -> dict:
     failed = [t for group in result["trajectories"] for t in group if not t.success]
     fatal = [(toy.fatal_step(t.problem, t.tool_outputs), t.problem) for t in failed]
     steps = [(s, p) for s, p in fatal if s is not None]
+    share = {"fatal_at_hard_step": sum(s == toy.hard_step(p) for s, p in steps) / max(len(steps), 1)} if hard else {}
     return {"success": result["success_rate"], "failures": len(failed),
             "with_fatal_step": len(steps) / max(len(failed), 1),
             "mean_fatal_step": statistics.mean(s for s, _ in steps) if steps else None,
-            "mean_steps": statistics.mean(len(p.ops) for p in problems),
-            "fatal_at_hard_step": sum(s == toy.hard_step(p) for s, p in steps) / max(len(steps), 1)}
+            "mean_steps": statistics.mean(len(p.ops) for p in problems), **share}
 
 
 def main():
@@ -109,14 +111,13 @@ def main():
         report = [f"## {name}: `{' '.join(flags)}`", "", (runs / "efficiency_summary.md").read_text()]
         fatal = None
         if regime["shape"] is not None:
-            fatal = where_fatal(flags[1], flags[5])
+            fatal = where_fatal(flags[1], flags[5], hard="hard_digits" in regime["shape"])
             report += ["", f"Where the warmed policy's fatal steps fall (400 held-out problems): `{json.dumps(fatal)}`"]
         lines = ["| rule | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
         credit = {"regime": name, "fatal": fatal, "rules": {}}
         for rule, arm, suffix in (("ELPO A_hier", "elpo", ""), ("lambda_tree = 0, ELPO's trees", "elpo", "_lambda0"),
                                   ("GRPO", "grpo", "")):
-            logs = [[json.loads(x) for x in (runs / f"{arm}-{s}" / "metrics.jsonl").read_text().splitlines()]
-                    for s in args.seeds]
+            logs = [read_log(runs / f"{arm}-{s}" / "metrics.jsonl") for s in args.seeds]
             means = [run_means(log, suffix) for log in logs]
             credit["rules"][rule] = means  # per seed
             lines.append(f"| {rule} | " + " | ".join(interval([m[k] for m in means]) for k in METRICS) + " |")

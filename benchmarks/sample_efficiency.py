@@ -20,6 +20,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from elpo_min.plots import read_log
+
 ARMS = {"grpo": ["--algo", "grpo"], "elpo": ["--algo", "elpo"],
         "elpo_lambda0": ["--algo", "elpo", "--lambda_tree", "0"], "elpo_no_elc": ["--algo", "elpo", "--eps_elc", "0"],
         "elpo_random_anchors": ["--algo", "elpo"]}
@@ -56,11 +58,9 @@ def main():
                "--save_every", str(args.steps), "--threads", "1", "--progress", "false", "--out_dir", str(run_dir),
                *extra]
         log_path = run_dir / "metrics.jsonl"
-        done = log_path.exists() and any(json.loads(line).get("step") == args.steps and "eval" in json.loads(line)
-                                         for line in log_path.read_text().splitlines())
-        if not done:  # a finished run is kept: a rerun resumes
-            subprocess.run(cmd, check=True, env=env, capture_output=True)
-        log = [json.loads(line) for line in log_path.read_text().splitlines()]
+        if not (log_path.exists() and any(r["step"] == args.steps and "eval" in r for r in read_log(log_path))):
+            subprocess.run(cmd, check=True, env=env, capture_output=True)  # else finished: a rerun resumes
+        log = read_log(log_path)
         return {"arm": arm, "seed": seed, "curve": {r["step"]: r["eval"]["success_rate"] for r in log if "eval" in r},
                 "rollouts_per_step": next(r["rollouts_per_prompt"] for r in log if "rollouts_per_prompt" in r)}
 

@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m elpo_min demo
 
+# ruff decides the layout (line length 100, pyproject.toml); --check fails on unformatted code
+LINTED := elpo_min tests benchmarks notebooks/export_figures.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check elpo_min tests benchmarks notebooks/export_figures.py
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
 
 test: lint
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks

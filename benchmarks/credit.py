@@ -16,13 +16,29 @@ import json
 import statistics
 from pathlib import Path
 
-from elpo_min.config import Config, parse_overrides
-from elpo_min.plots import read_log
-from elpo_min.train import train
+from elpo_min.diagnostics import read_log
+from elpo_min.launch import load_config, parse_overrides, run_training
 
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # t(0.975, n-1)
-METRICS = ("credit_auc", "sound_punished", "unequal_failed", "elc_fatal", "elc_sound",
-           "clip_frac_in_region", "clip_frac_out_region")
+T95 = {
+    1: 12.71,
+    2: 4.30,
+    3: 3.18,
+    4: 2.78,
+    5: 2.57,
+    6: 2.45,
+    7: 2.36,
+    8: 2.31,
+    9: 2.26,
+}  # t(0.975, n-1)
+METRICS = (
+    "credit_auc",
+    "sound_punished",
+    "unequal_failed",
+    "elc_fatal",
+    "elc_sound",
+    "clip_frac_in_region",
+    "clip_frac_out_region",
+)
 
 
 def run_means(log: list[dict], suffix: str = "") -> dict:
@@ -52,28 +68,48 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out", default="runs/credit")
     args, rest = ap.parse_known_args()
-    overrides = {"steps": args.steps, "eval_every": args.steps, "save_every": args.steps, "progress": False,
-                 **parse_overrides(rest)}
+    overrides = {
+        "steps": args.steps,
+        "eval_every": args.steps,
+        "save_every": args.steps,
+        "progress": False,
+        **parse_overrides(rest),
+    }
     out = Path(args.out)
     rows = []
     for seed in args.seeds:
         for algo in ("elpo", "grpo"):
-            cfg = Config.load(None, {**overrides, "seed": seed, "algo": algo, "out_dir": str(out / f"{algo}-{seed}")})
-            result = train(cfg)
+            cfg = load_config(
+                None,
+                {**overrides, "seed": seed, "algo": algo, "out_dir": str(out / f"{algo}-{seed}")},
+            )
+            result = run_training(cfg)
             log = read_log(result["log"])
             if algo == "elpo":
                 rules = [("ELPO A_hier", ""), ("ELPO tree, lambda_tree=0", "_lambda0")]
             else:
                 rules = [("GRPO", "")]
             for rule, suffix in rules:
-                rows.append({"seed": seed, "rule": rule, **run_means(log, suffix),
-                             "after": result["after"]["success_rate"]})
-    lines = ["| rule | AUC sound > fatal | sound turns punished | failures with unequal turns | "
-             "fatal tokens under ELC | sound tokens under ELC | clipped, error suffix | clipped, elsewhere "
-             "| held-out pass@1 after |", "|---|---|---|---|---|---|---|---|---|"]
+                rows.append(
+                    {
+                        "seed": seed,
+                        "rule": rule,
+                        **run_means(log, suffix),
+                        "after": result["after"]["success_rate"],
+                    }
+                )
+    lines = [
+        "| rule | AUC sound > fatal | sound turns punished | failures with unequal turns | "
+        "fatal tokens under ELC | sound tokens under ELC | clipped, error suffix | "
+        "clipped, elsewhere "
+        "| held-out pass@1 after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for rule in dict.fromkeys(r["rule"] for r in rows):
         mine = [r for r in rows if r["rule"] == rule]
-        cells = [interval([r[k] for r in mine]) for k in METRICS] + [interval([r["after"] for r in mine])]
+        cells = [interval([r[k] for r in mine]) for k in METRICS] + [
+            interval([r["after"] for r in mine])
+        ]
         if rule == "ELPO tree, lambda_tree=0":  # the same run: only the advantage rule differs
             cells[3:] = ["n/a"] * (len(cells) - 3)
         elif rule == "GRPO":
@@ -83,7 +119,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / "credit_rows.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "credit_summary.md").write_text(summary + "\n")
-    print(f"{len(args.seeds)} seeds x {args.steps} steps, mean over steps, mean ± 95% interval over seeds")
+    print(
+        f"{len(args.seeds)} seeds x {args.steps} steps, mean over steps, "
+        "mean ± 95% interval over seeds"
+    )
     print(summary)
 
 

@@ -6,8 +6,9 @@ sampled, so no download and no tokenizer are needed. Sections, each printed as a
 and saved to the JSON as soon as it is done (a run cut short keeps what it measured):
 
 1. **decode**: steps/s at batch 64 and 256 (0.5B, bf16, 31-token prompt, 128 sampled
-   tokens, stop tokens off, T = 1): the rollout engine (CUDA graph, and eager), ``generate``
-   with a dynamic cache, and (last, it compiles) ``generate`` with a static compiled cache.
+   tokens, stop tokens off, T = 1): the fast decoder (CUDA graph, and eager), the plain
+   reference decoder, ``generate`` with a dynamic cache, and (last, it compiles) ``generate``
+   with a static compiled cache.
 2. **equivalence**: the CUDA-graph decode against the eager one under one seed, and its
    recorded log-probs against a teacher-forced pass.
 3. **prefix reuse**: BEL-style continuations (16 prefixes of 512 tokens x 16), each prefix
@@ -20,8 +21,8 @@ and saved to the JSON as soon as it is done (a run cut short keeps what it measu
 
 Every decode is timed under ``torch.no_grad()`` after one warm-up.
 
-    python benchmarks/gpu_check.py --device cuda                 # about 7 minutes on one H200
-    python benchmarks/gpu_check.py --device cpu --tiny           # seconds: the test suite's smoke run
+    python benchmarks/gpu_check.py --device cuda          # about 7 minutes on one H200
+    python benchmarks/gpu_check.py --device cpu --tiny    # seconds: the test suite's smoke run
 
 Results go to ``benchmarks/results/gpu_check_<device>.json`` (``--out`` to change).
 """
@@ -35,49 +36,78 @@ from pathlib import Path
 import torch
 
 from elpo_min.config import Config
-from elpo_min.models import token_logprobs
-from elpo_min.rollout import RolloutEngine, Trajectory, collate
+from elpo_min.fast_decoder import FastDecoder
+from elpo_min.launch import load_config
+from elpo_min.logprobs import token_logprobs
+from elpo_min.rollout import PlainDecoder
 from elpo_min.train import policy_update
+from elpo_min.trajectory import Trajectory, collate
 
 SHAPES = {  # Qwen2.5-*-Instruct config.json values
-    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "3b": dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-               num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
-    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
-                     num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=True),
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True),
+    "0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "1.5b": dict(
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "3b": dict(
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_hidden_layers=36,
+        num_attention_heads=16,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+        tie_word_embeddings=False,
+    ),
+    "qwen3-4b": dict(
+        hidden_size=2560,
+        intermediate_size=9728,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        tie_word_embeddings=True,
+    ),
 }
 
 
-RECIPE_SHAPES = {"Qwen/Qwen2.5-0.5B-Instruct": "0.5b", "Qwen/Qwen2.5-1.5B-Instruct": "1.5b",
-                 "Qwen/Qwen2.5-3B-Instruct": "3b", "Qwen/Qwen3-4B-Instruct-2507": "qwen3-4b"}
-
-
-class IdTokenizer:
-    """Just enough of a tokenizer for the engine on random ids (its text is never read)."""
-
-    pad_token_id, eos_token_id, chat_template = 0, 1, None
-
-    def __init__(self, vocab: int):
-        self.vocab = vocab
-
-    def __len__(self):
-        return self.vocab
-
-    def encode(self, text, add_special_tokens=False):
-        return [2 + ord(c) % 97 for c in text]
-
-    def decode(self, ids):
-        return ""
-
-    def batch_decode(self, ids):
-        return [""] * len(ids)
+RECIPE_SHAPES = {
+    "Qwen/Qwen2.5-0.5B-Instruct": "0.5b",
+    "Qwen/Qwen2.5-1.5B-Instruct": "1.5b",
+    "Qwen/Qwen2.5-3B-Instruct": "3b",
+    "Qwen/Qwen3-4B-Instruct-2507": "qwen3-4b",
+}
 
 
 def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: int = 16):
@@ -85,9 +115,14 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
-    config_cls, model_cls = (Qwen3Config, Qwen3ForCausalLM) if shape.startswith("qwen3") else (Qwen2Config,
-                                                                                              Qwen2ForCausalLM)
-    config = config_cls(**SHAPES[shape], max_position_embeddings=4096, pad_token_id=0, eos_token_id=1)
+    config_cls, model_cls = (
+        (Qwen3Config, Qwen3ForCausalLM)
+        if shape.startswith("qwen3")
+        else (Qwen2Config, Qwen2ForCausalLM)
+    )
+    config = config_cls(
+        **SHAPES[shape], max_position_embeddings=4096, pad_token_id=0, eos_token_id=1
+    )
     with torch.device(device):
         model = model_cls(config).to(dtype)
     if nf4:
@@ -97,10 +132,17 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
             for parent in (layer.self_attn, layer.mlp):
                 for name, linear in list(parent.named_children()):
                     if isinstance(linear, torch.nn.Linear):
-                        q = bnb.nn.Linear4bit(linear.in_features, linear.out_features, linear.bias is not None,
-                                              compute_dtype=dtype, quant_type="nf4", device="meta")
-                        q.weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False,
-                                                     quant_type="nf4").to(device)
+                        q = bnb.nn.Linear4bit(
+                            linear.in_features,
+                            linear.out_features,
+                            linear.bias is not None,
+                            compute_dtype=dtype,
+                            quant_type="nf4",
+                            device="meta",
+                        )
+                        q.weight = bnb.nn.Params4bit(
+                            linear.weight.data, requires_grad=False, quant_type="nf4"
+                        ).to(device)
                         if linear.bias is not None:
                             q.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
                         setattr(parent, name, q)
@@ -108,9 +150,16 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
             if hasattr(m, "support_avx512bf16_for_cpu"):
                 m.support_avx512bf16_for_cpu = False
     if lora_rank:
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=32, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora_rank, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
+        )
+        enable = (
+            getattr(model, "activation_checkpointing_enable", None)
+            or model.gradient_checkpointing_enable
+        )
         enable({"use_reentrant": False})  # the name before transformers 5.2x
     return model
 
@@ -123,10 +172,14 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
     ids = torch.randint(2, vocab, (seqs, tokens), device=device)
     action = torch.ones(seqs, tokens, device=device)
     action[:, :64] = 0  # a prompt
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "action_mask": action,
-             "old_logp": torch.full((seqs, tokens), -2.0, device=device),
-             "advantages": torch.randn(seqs, 1, device=device).expand(seqs, tokens).contiguous(),
-             "elc_mask": torch.zeros(seqs, tokens, device=device)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "action_mask": action,
+        "old_logp": torch.full((seqs, tokens), -2.0, device=device),
+        "advantages": torch.randn(seqs, 1, device=device).expand(seqs, tokens).contiguous(),
+        "elc_mask": torch.zeros(seqs, tokens, device=device),
+    }
     cfg = cfg or Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=256)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     seconds = []
@@ -143,8 +196,13 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
     del model, optimizer, batch
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return {"shape": shape, "mode": "nf4 QLoRA" if nf4 else "bf16 LoRA", "tokens": f"{seqs}x{tokens}",
-            "peak_gib": peak, "update_s": seconds[-1]}
+    return {
+        "shape": shape,
+        "mode": "nf4 QLoRA" if nf4 else "bf16 LoRA",
+        "tokens": f"{seqs}x{tokens}",
+        "peak_gib": peak,
+        "update_s": seconds[-1],
+    }
 
 
 def has_bnb() -> bool:
@@ -171,45 +229,91 @@ def timed(fn, device) -> float:
 
 
 def seeds_of(prompts: torch.Tensor) -> list[Trajectory]:
-    return [Trajectory(None, p.tolist(), [0] * len(p), [0.0] * len(p), [0.0] * len(p), len(p)) for p in prompts]
+    return [
+        Trajectory(None, p.tolist(), [0] * len(p), [0.0] * len(p), [0.0] * len(p), len(p))
+        for p in prompts
+    ]
 
 
-def decode_rows(model, device, batch_sizes, prompt_len, new_tokens, compiled: bool = False, only=None) -> list[dict]:
+def never_stops(sampled: list[int]) -> bool:
+    """Stop tokens off: every turn runs to its budget, like min_new_tokens."""
+    return False
+
+
+def with_turns(seeds: list[Trajectory], turns) -> list[Trajectory]:
+    """The seeds with their sampled turn appended (action mask 1, recorded log-probs)."""
+    out = []
+    for seed, turn in zip(seeds, turns):
+        n = len(turn.token_ids)
+        out.append(
+            Trajectory(
+                None,
+                seed.token_ids + turn.token_ids,
+                seed.action_mask + [1] * n,
+                seed.logprobs + turn.logprobs,
+                seed.entropies + turn.entropies,
+                seed.prompt_len,
+            )
+        )
+    return out
+
+
+def decode_rows(
+    model, device, batch_sizes, prompt_len, new_tokens, compiled: bool = False, only=None
+) -> list[dict]:
     """Decode steps/s: the engine (CUDA graph and eager) against ``generate``, same sampling."""
     vocab = model.config.vocab_size
     rows = []
     for b in batch_sizes:
         prompts = torch.randint(2, vocab, (b, prompt_len))
 
-        engines = {}
-        for graphs in (True, False):  # built outside the timing: a one-off scan of the vocabulary
-            engines[graphs] = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, batch_size=b,
-                                            cuda_graphs=graphs)
-            engines[graphs].stop_ids, engines[graphs].trigger_ids = set(), set()  # every step, like min_new_tokens
+        decoders = {graphs: FastDecoder(model, cuda_graphs=graphs) for graphs in (True, False)}
+        decoders["plain"] = PlainDecoder(model)
 
-        def engine_run(graphs):
-            engines[graphs]._generate_turn(seeds_of(prompts))
+        def engine_run(which):
+            decoders[which].reset()
+            decoders[which].sample_turn(seeds_of(prompts), new_tokens, never_stops)
 
         def generate_run(cache):
             kwargs = {"cache_implementation": "static"} if cache == "static" else {}
             with torch.no_grad():
-                model.generate(input_ids=prompts.to(device), attention_mask=torch.ones_like(prompts).to(device),
-                               do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=new_tokens,
-                               min_new_tokens=new_tokens, pad_token_id=0, **kwargs)
+                model.generate(
+                    input_ids=prompts.to(device),
+                    attention_mask=torch.ones_like(prompts).to(device),
+                    do_sample=True,
+                    temperature=1.0,
+                    top_p=1.0,
+                    top_k=0,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    pad_token_id=0,
+                    **kwargs,
+                )
 
-        runs = [("rollout engine", lambda: engine_run(True)),
-                ("generate, dynamic cache", lambda: generate_run("dynamic"))]
+        runs = [
+            ("fast decoder", lambda: engine_run(True)),
+            ("plain decoder", lambda: engine_run("plain")),
+            ("generate, dynamic cache", lambda: generate_run("dynamic")),
+        ]
         if device.startswith("cuda"):
-            runs.insert(1, ("rollout engine, no CUDA graph", lambda: engine_run(False)))
+            runs.insert(1, ("fast decoder, no CUDA graph", lambda: engine_run(False)))
         if compiled:
             runs.append(("generate, static cache, compiled", lambda: generate_run("static")))
         for name, fn in [r for r in runs if only is None or r[0] in only]:
             try:
-                rows.append({"batch": b, "decoder": name, "steps_per_s": new_tokens / timed(fn, device)})
-                if name == "rollout engine" and device.startswith("cuda"):  # False: the capture failed
-                    rows[-1]["cuda_graph"] = engines[True].cuda_graphs
-            except Exception as e:  # report, do not hide: e.g. static cache unsupported on this build
-                rows.append({"batch": b, "decoder": name, "error": f"{type(e).__name__}: {e}"[:300]})
+                rows.append(
+                    {"batch": b, "decoder": name, "steps_per_s": new_tokens / timed(fn, device)}
+                )
+                if name == "fast decoder" and device.startswith(
+                    "cuda"
+                ):  # False: the capture failed
+                    rows[-1]["cuda_graph"] = decoders[True].cuda_graphs
+            except (
+                Exception
+            ) as e:  # report, do not hide: e.g. static cache unsupported on this build
+                rows.append(
+                    {"batch": b, "decoder": name, "error": f"{type(e).__name__}: {e}"[:300]}
+                )
             print(rows[-1], flush=True)
     return rows
 
@@ -220,24 +324,32 @@ def graph_equivalence(model, device, batch=16, prompt_len=31, new_tokens=64) -> 
     prompts = torch.randint(2, vocab, (batch, prompt_len))
     out = {}
     for graphs in (True, False):
-        engine = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, cuda_graphs=graphs)
-        engine.stop_ids, engine.trigger_ids = set(), set()
         seeds = seeds_of(prompts)
         torch.manual_seed(123)
-        engine._generate_turn(seeds)
-        out[graphs] = seeds
-    same = sum(a == b for g, e in zip(out[True], out[False]) for a, b in zip(g.token_ids, e.token_ids))
-    agree = [abs(a - b) for g, e in zip(out[True], out[False]) for x, y, a, b in
-             zip(g.token_ids, e.token_ids, g.logprobs, e.logprobs) if x == y]
+        out[graphs] = with_turns(
+            seeds,
+            FastDecoder(model, cuda_graphs=graphs).sample_turn(seeds, new_tokens, never_stops),
+        )
+    same = sum(
+        a == b for g, e in zip(out[True], out[False]) for a, b in zip(g.token_ids, e.token_ids)
+    )
+    agree = [
+        abs(a - b)
+        for g, e in zip(out[True], out[False])
+        for x, y, a, b in zip(g.token_ids, e.token_ids, g.logprobs, e.logprobs)
+        if x == y
+    ]
     batch_t = collate(out[True], 0, device)
     with torch.no_grad():
         forced = token_logprobs(model, batch_t["input_ids"], batch_t["attention_mask"])
     action = batch_t["action_mask"].bool()
     gap = (forced[action] - batch_t["old_logp"][action]).abs()
-    return {"tokens_identical": same / sum(len(t.token_ids) for t in out[True]),
-            "max_abs_logp_diff_graph_vs_eager": max(agree),
-            "max_abs_logp_diff_graph_vs_teacher_forced": gap.max().item(),
-            "mean_abs_logp_diff_graph_vs_teacher_forced": gap.mean().item()}
+    return {
+        "tokens_identical": same / sum(len(t.token_ids) for t in out[True]),
+        "max_abs_logp_diff_graph_vs_eager": max(agree),
+        "max_abs_logp_diff_graph_vs_teacher_forced": gap.max().item(),
+        "mean_abs_logp_diff_graph_vs_teacher_forced": gap.mean().item(),
+    }
 
 
 def prefix_reuse_rows(model, device, anchors, continuations, prefix_len, new_tokens) -> list[dict]:
@@ -247,11 +359,19 @@ def prefix_reuse_rows(model, device, anchors, continuations, prefix_len, new_tok
     prefixes = torch.randint(2, vocab, (anchors, prefix_len)).repeat_interleave(continuations, 0)
     rows = []
     for share in (True, False):
-        engine = RolloutEngine(model, IdTokenizer(vocab), max_new_tokens=new_tokens, batch_size=len(prefixes))
-        engine.stop_ids, engine.trigger_ids, engine.share_prefixes = set(), set(), share
-        seconds = timed(lambda: engine._generate_turn(seeds_of(prefixes)), device)
-        rows.append({"continuations": f"{anchors} prefixes x {continuations}", "prefix_tokens": prefix_len,
-                     "new_tokens": new_tokens, "prefix_reuse": share, "seconds": seconds})
+        decoder = FastDecoder(model, share_prefixes=share)
+        seconds = timed(
+            lambda: decoder.sample_turn(seeds_of(prefixes), new_tokens, never_stops), device
+        )
+        rows.append(
+            {
+                "continuations": f"{anchors} prefixes x {continuations}",
+                "prefix_tokens": prefix_len,
+                "new_tokens": new_tokens,
+                "prefix_reuse": share,
+                "seconds": seconds,
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -261,16 +381,22 @@ def recipe_rows(device, dtype, tokens, shape: str | None = None) -> list[dict]:
     one mini-batch update (its micro-batches), and decode steps/s at its rollout batch."""
     rows = []
     for path in sorted(Path("configs").glob("*.yaml")):
-        cfg = Config.load(str(path))
+        cfg = load_config(str(path))
         row_shape = shape or RECIPE_SHAPES[cfg.model]
-        row = {"config": str(path), "shape": row_shape, "lora_rank": cfg.lora_rank, "micro_batch": cfg.micro_batch_size,
-               "tokens": f"{cfg.minibatch_size}x{tokens}"}
+        row = {
+            "config": str(path),
+            "shape": row_shape,
+            "lora_rank": cfg.lora_rank,
+            "micro_batch": cfg.micro_batch_size,
+            "tokens": f"{cfg.minibatch_size}x{tokens}",
+        }
         nf4 = cfg.load_in_4bit and has_bnb()
         row["mode"] = "nf4 QLoRA" if nf4 else "bf16 LoRA"
         row.update(update_row(row_shape, nf4, device, cfg.minibatch_size, tokens, dtype, cfg))
         model = random_model(row_shape, dtype, device, nf4=nf4, lora_rank=0).eval()
-        row["decode_steps_per_s"] = decode_rows(model, device, [cfg.rollout_batch_size], 256, 64,
-                                                only=["rollout engine"])[0].get("steps_per_s")
+        row["decode_steps_per_s"] = decode_rows(
+            model, device, [cfg.rollout_batch_size], 256, 64, only=["fast decoder"]
+        )[0].get("steps_per_s")
         del model
         rows.append(row)
         print(row, flush=True)
@@ -278,12 +404,20 @@ def recipe_rows(device, dtype, tokens, shape: str | None = None) -> list[dict]:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--tiny", action="store_true", help="tiny shapes and batches: a smoke run for CPU")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny shapes and batches: a smoke run for CPU"
+    )
     ap.add_argument("--shapes", default="0.5b,1.5b,7b,3b")
-    ap.add_argument("--budget_s", type=float, default=420, help="skip the remaining sections after this")
-    ap.add_argument("--sections", default="decode,equivalence,prefix_reuse,update,recipes,decode_compiled")
+    ap.add_argument(
+        "--budget_s", type=float, default=420, help="skip the remaining sections after this"
+    )
+    ap.add_argument(
+        "--sections", default="decode,equivalence,prefix_reuse,update,recipes,decode_compiled"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import transformers
@@ -294,9 +428,18 @@ def main():
     out = Path(args.out or f"benchmarks/results/gpu_check_{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = {"device": device_name, "torch": torch.__version__, "transformers": transformers.__version__,
-              "command": "python benchmarks/gpu_check.py --device " + args.device + (" --tiny" if tiny else "")}
-    print(f"{device_name}, torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
+    result = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "command": "python benchmarks/gpu_check.py --device "
+        + args.device
+        + (" --tiny" if tiny else ""),
+    }
+    print(
+        f"{device_name}, torch {torch.__version__}, transformers {transformers.__version__}",
+        flush=True,
+    )
     modes = (False, True) if has_bnb() else (False,)
     if not has_bnb():
         print("bitsandbytes is not installed: nf4 rows skipped")
@@ -317,27 +460,64 @@ def main():
 
     models = {}
 
-    def small():  # the 0.5B decode model, built once; freed before the update sections measure memory
+    # the 0.5B decode model, built once; freed before the update sections measure memory
+    def small():
         if "small" not in models:
             torch.manual_seed(0)
-            models["small"] = random_model("tiny" if tiny else "0.5b", dtype, args.device, lora_rank=0).eval()
+            models["small"] = random_model(
+                "tiny" if tiny else "0.5b", dtype, args.device, lora_rank=0
+            ).eval()
         return models["small"]
 
-    section("decode", lambda: decode_rows(small(), args.device, [4, 8] if tiny else [64, 256], 31, 8 if tiny else 128,
-                                          compiled=False))
-    section("equivalence", lambda: graph_equivalence(small(), args.device, *((4, 7, 6) if tiny else ())))
-    section("prefix_reuse", lambda: prefix_reuse_rows(small(), args.device,
-                                                      *((2, 4, 24, 4) if tiny else (16, 16, 512, 64))))
+    section(
+        "decode",
+        lambda: decode_rows(
+            small(),
+            args.device,
+            [4, 8] if tiny else [64, 256],
+            31,
+            8 if tiny else 128,
+            compiled=False,
+        ),
+    )
+    section(
+        "equivalence", lambda: graph_equivalence(small(), args.device, *((4, 7, 6) if tiny else ()))
+    )
+    section(
+        "prefix_reuse",
+        lambda: prefix_reuse_rows(
+            small(), args.device, *((2, 4, 24, 4) if tiny else (16, 16, 512, 64))
+        ),
+    )
     models.clear()
     if cuda:
         torch.cuda.empty_cache()
     seqs, tokens = (2, 96) if tiny else (8, 1024)
-    section("update", lambda: [update_row(s, nf4, args.device, seqs, tokens, dtype)
-                               for s in (["tiny"] if tiny else args.shapes.split(",")) for nf4 in modes])
-    section("recipes", lambda: recipe_rows(args.device, dtype, 96 if tiny else 1024, "tiny" if tiny else None))
+    section(
+        "update",
+        lambda: [
+            update_row(s, nf4, args.device, seqs, tokens, dtype)
+            for s in (["tiny"] if tiny else args.shapes.split(","))
+            for nf4 in modes
+        ],
+    )
+    section(
+        "recipes",
+        lambda: recipe_rows(args.device, dtype, 96 if tiny else 1024, "tiny" if tiny else None),
+    )
     if not tiny:  # last: it compiles (minutes)
-        section("decode_compiled", lambda: decode_rows(small(), args.device, [64, 256], 31, 128, compiled=True,
-                                                             only=["generate, static cache, compiled"]))
+        section(
+            "decode_compiled",
+            lambda: decode_rows(
+                small(),
+                args.device,
+                [64, 256],
+                31,
+                128,
+                compiled=True,
+                only=["generate, static cache, compiled"],
+            ),
+        )
     report(result, out)
 
 
@@ -352,20 +532,44 @@ def report(result: dict, out: Path) -> None:
         return result.get(section) if isinstance(result.get(section), list) else []
 
     decode = ok("decode") + ok("decode_compiled")
-    table("decode steps/s (0.5B shape)", ["batch", "decoder", "steps/s"],
-          [[r["batch"], r["decoder"], r.get("steps_per_s", r.get("error"))] for r in decode])
+    table(
+        "decode steps/s (0.5B shape)",
+        ["batch", "decoder", "steps/s"],
+        [[r["batch"], r["decoder"], r.get("steps_per_s", r.get("error"))] for r in decode],
+    )
     if "equivalence" in result:
         print("\nCUDA graph vs eager:", result["equivalence"])
-    table("BEL continuations", ["continuations", "prefix tokens", "new tokens", "prefix reuse", "seconds"],
-          [[r["continuations"], r["prefix_tokens"], r["new_tokens"], r["prefix_reuse"], r["seconds"]]
-           for r in ok("prefix_reuse")])
+    table(
+        "BEL continuations",
+        ["continuations", "prefix tokens", "new tokens", "prefix reuse", "seconds"],
+        [
+            [
+                r["continuations"],
+                r["prefix_tokens"],
+                r["new_tokens"],
+                r["prefix_reuse"],
+                r["seconds"],
+            ]
+            for r in ok("prefix_reuse")
+        ],
+    )
     gib = lambda r: r["peak_gib"] if r.get("peak_gib") is not None else "n/a (CPU)"  # noqa: E731
-    table("one ELPO update, gradient checkpointing", ["shape", "mode", "tokens", "peak memory (GiB)", "seconds"],
-          [[r["shape"], r["mode"], r["tokens"], gib(r), r["update_s"]] for r in ok("update")])
-    table("recipes: one mini-batch update", ["config", "mode", "tokens", "peak GiB", "update s", "decode steps/s"],
-          [[r["config"], r["mode"], r["tokens"], gib(r), r["update_s"], r["decode_steps_per_s"]]
-           for r in ok("recipes")])
-    print(f"\nwrote {out} in {result.get('seconds', 0):.0f} s; skipped: {result.get('skipped', [])}")
+    table(
+        "one ELPO update, gradient checkpointing",
+        ["shape", "mode", "tokens", "peak memory (GiB)", "seconds"],
+        [[r["shape"], r["mode"], r["tokens"], gib(r), r["update_s"]] for r in ok("update")],
+    )
+    table(
+        "recipes: one mini-batch update",
+        ["config", "mode", "tokens", "peak GiB", "update s", "decode steps/s"],
+        [
+            [r["config"], r["mode"], r["tokens"], gib(r), r["update_s"], r["decode_steps_per_s"]]
+            for r in ok("recipes")
+        ],
+    )
+    print(
+        f"\nwrote {out} in {result.get('seconds', 0):.0f} s; skipped: {result.get('skipped', [])}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ log p(target) through it, each chunk recomputed in backward:
 * ``autograd``: ``head(h).float() / T``, ``logsumexp``, ``gather`` under
   ``torch.utils.checkpoint`` (elpo_min before the fused head); autograd's backward holds
   several [c, V] fp32 tensors at once;
-* ``fused``: :class:`elpo_min.models.HeadLogprobs`, whose backward turns one recomputed
+* ``fused``: :class:`elpo_min.logprobs.HeadLogprobs`, whose backward turns one recomputed
   [c, V] buffer into d logp / d logit in place.
 
 Each (method, chunk) runs in a fresh process: bf16 hidden states [N, 896] (the 0.5B width)
@@ -41,7 +41,7 @@ def measure(method: str, chunk: int, tokens: int) -> dict:
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    from elpo_min.models import HeadLogprobs
+    from elpo_min.logprobs import HeadLogprobs
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -51,15 +51,34 @@ def measure(method: str, chunk: int, tokens: int) -> dict:
     start_gib = int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**30  # resident now
     start = time.perf_counter()
     if method == "fused":
-        pieces = [HeadLogprobs.apply(hidden[s:s + chunk], head.weight, targets[s:s + chunk], 1.0, False)[0]
-                  for s in range(0, tokens, chunk)]
+        pieces = [
+            HeadLogprobs.apply(
+                hidden[s : s + chunk], head.weight, targets[s : s + chunk], 1.0, False
+            )[0]
+            for s in range(0, tokens, chunk)
+        ]
     else:
-        pieces = [checkpoint(autograd_chunk, head, hidden[s:s + chunk], targets[s:s + chunk], 1.0, use_reentrant=False)
-                  for s in range(0, tokens, chunk)]
+        pieces = [
+            checkpoint(
+                autograd_chunk,
+                head,
+                hidden[s : s + chunk],
+                targets[s : s + chunk],
+                1.0,
+                use_reentrant=False,
+            )
+            for s in range(0, tokens, chunk)
+        ]
     torch.cat(pieces).sum().backward()
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"method": method, "chunk": chunk, "tokens": tokens, "peak_above_start_gib": round(peak_gib - start_gib, 3),
-            "seconds": round(time.perf_counter() - start, 2), "grad_norm": hidden.grad.float().norm().item()}
+    return {
+        "method": method,
+        "chunk": chunk,
+        "tokens": tokens,
+        "peak_above_start_gib": round(peak_gib - start_gib, 3),
+        "seconds": round(time.perf_counter() - start, 2),
+        "grad_norm": hidden.grad.float().norm().item(),
+    }
 
 
 def main():
@@ -67,7 +86,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=1024)
     ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256])
     ap.add_argument("--out", default="benchmarks/results/logprob_memory_cpu.json")
-    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: METHOD CHUNK in this process
+    # internal: METHOD CHUNK in this process
+    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.tokens)))
@@ -75,17 +95,38 @@ def main():
     rows = []
     for chunk in args.chunks:
         for method in ("autograd", "fused"):
-            done = subprocess.run([sys.executable, __file__, "--tokens", str(args.tokens), "--one", method, str(chunk)],
-                                  check=True, capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--tokens",
+                    str(args.tokens),
+                    "--one",
+                    method,
+                    str(chunk),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             rows.append(json.loads(done.stdout.splitlines()[-1]))
-    print(f"{args.tokens} tokens, vocabulary {VOCAB}, width {WIDTH}, bf16, CPU ({platform.processor() or 'cpu'})")
+    print(
+        f"{args.tokens} tokens, vocabulary {VOCAB}, width {WIDTH}, bf16, "
+        f"CPU ({platform.processor() or 'cpu'})"
+    )
     print("| chunk | autograd peak | fused peak | autograd s | fused s | |grad| equal |")
     print("|---|---|---|---|---|---|")
     for chunk in args.chunks:
-        a, f = (next(r for r in rows if r["chunk"] == chunk and r["method"] == m) for m in ("autograd", "fused"))
+        a, f = (
+            next(r for r in rows if r["chunk"] == chunk and r["method"] == m)
+            for m in ("autograd", "fused")
+        )
         same = abs(a["grad_norm"] - f["grad_norm"]) <= 1e-2 * a["grad_norm"]
-        print(f"| {chunk} | {a['peak_above_start_gib']:.2f} GiB | {f['peak_above_start_gib']:.2f} GiB "
-              f"| {a['seconds']:.1f} | {f['seconds']:.1f} | {same} |")
+        print(
+            f"| {chunk} | {a['peak_above_start_gib']:.2f} GiB "
+            f"| {f['peak_above_start_gib']:.2f} GiB "
+            f"| {a['seconds']:.1f} | {f['seconds']:.1f} | {same} |"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 

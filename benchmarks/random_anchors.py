@@ -1,4 +1,4 @@
-"""The "BEL with random anchors" ablation: ``python -m elpo_min`` with BEL's anchors drawn at random.
+"""The "BEL with random anchors" ablation: ``python -m elpo_min`` with random BEL anchors.
 
 BEL probes the midpoint of the interval [L, R] that still holds the first irrecoverable
 step. This arm keeps everything else (the same failed trajectory tau*, the same update
@@ -19,5 +19,7 @@ from elpo_min.__main__ import main
 if __name__ == "__main__":
     rng = random.Random(int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0)
     # prompt_program looks search_steps up at call time
-    bel.search_steps = functools.partial(bel.search_steps, anchor=lambda lo, hi: rng.randint(lo, hi - 1))
+    bel.search_steps = functools.partial(
+        bel.search_steps, anchor=lambda lo, hi: rng.randint(lo, hi - 1)
+    )
     main(sys.argv[1:])

@@ -21,7 +21,7 @@ def load(root: str) -> dict:
     for name in [m for m in sys.modules if m == "elpo_min" or m.startswith("elpo_min.")]:
         del sys.modules[name]
     sys.path.insert(0, root)
-    mods = {n: importlib.import_module(f"elpo_min.{n}") for n in ("train", "models", "rollout", "toy", "config")}
+    mods = {n: importlib.import_module(f"elpo_min.{n}") for n in ("train", "models", "config")}
     sys.path.pop(0)
     return mods
 
@@ -33,10 +33,14 @@ def main():
     torch.set_num_threads(1)
     here = str(Path(__file__).resolve().parent.parent)
     new = load(here)
+    from elpo_min import toy
+    from elpo_min.rollout import RolloutEngine
+    from elpo_min.tools import run_arith
+
     model, tok = new["models"].load_policy()
     torch.manual_seed(3)
-    trees = new["train"].grpo_trees(new["rollout"].RolloutEngine(model.eval(), tok),
-                                    new["toy"].generate_problems(8, seed=9), 16)
+    engine = RolloutEngine(model.eval(), tok, tool=run_arith)
+    trees = new["train"].grpo_trees(engine, toy.generate_problems(8, seed=9), 16)
     params = {}
     for name, root in (("this", here), ("old", args.old)):
         m = load(root)
@@ -44,9 +48,14 @@ def main():
         batch, _ = m["train"].training_batch(trees, cfg, tok.pad_token_id)
         policy, _ = m["models"].load_policy()
         torch.manual_seed(0)
-        stats = m["train"].policy_update(policy, torch.optim.AdamW(policy.parameters(), lr=cfg.lr), batch, cfg)
+        stats = m["train"].policy_update(
+            policy, torch.optim.AdamW(policy.parameters(), lr=cfg.lr), batch, cfg
+        )
         params[name] = [p.detach().clone() for p in policy.parameters()]
-        print(f"{name:5s} {m['train'].__file__}: loss {stats['loss']:.8f}, grad norm {stats['grad_norm']:.8f}")
+        print(
+            f"{name:5s} {m['train'].__file__}: loss {stats['loss']:.8f}, "
+            f"grad norm {stats['grad_norm']:.8f}"
+        )
     start = [p.detach() for p in new["models"].load_policy()[0].parameters()]
     step = sum(float((a - b).abs().sum()) for a, b in zip(params["this"], start))
     gap = sum(float((a - b).abs().sum()) for a, b in zip(params["this"], params["old"]))

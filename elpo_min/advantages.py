@@ -1,22 +1,19 @@
-"""Hierarchical advantage attribution on the rollout tree (SPEC 3.3).
+"""Hierarchical advantage attribution on the rollout tree (paper §4.2, Eqs. 6-10).
 
-The tree has one node per assistant turn. A full trajectory is a path from the
-root to a leaf (its last turn, carrying the reward R); a continuation sampled
-from prefix(m) shares the first m nodes of its parent and branches below node m.
-Stretches without branching are chains of single-child nodes, which simply pass
-values up and advantages down.
+The tree has one node per assistant turn. A full trajectory is a path from the root to a leaf
+(its last turn, carrying the reward R); a continuation sampled from prefix(m) shares the first m
+nodes of its parent and branches below node m. Stretches without branching are chains of
+single-child nodes, which simply pass values up and advantages down. Two advantages meet at
+every node:
 
-Two advantages meet at every node:
+* branch level ``A_b``: how much better this child is than its siblings, z-scored over the
+  siblings (the "which branch was the good move" signal);
+* trajectory level ``A_t``: the GRPO z-score of the leaf rewards, averaged over the leaves below.
 
-* branch level ``A_b``: how much better this child is than its siblings,
-  z-scored over the siblings (the "which branch was the good move" signal);
-* trajectory level ``A_t``: the GRPO z-score of the leaf rewards, averaged over
-  the leaves below the node.
-
-``A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t``; every action token of a
-node gets its node's ``A_hier``. Training sequences are root-to-leaf paths, so a
-prefix shared by several leaves is trained once per leaf (the paper does not say
-whether to de-duplicate; we do not, which keeps each sequence a normal sample).
+``A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t``; every action token of a node gets its
+node's ``A_hier``. Training sequences are root-to-leaf paths, so a prefix shared by several
+leaves is trained once per leaf (the paper does not say whether to de-duplicate; we do not,
+which keeps each sequence a normal sample).
 """
 
 from __future__ import annotations
@@ -57,7 +54,7 @@ def zscores(values: list[float], eps: float = 1e-6) -> list[float]:
 
 
 def node_value(node: Node) -> float:
-    """value(leaf) = R; value(internal) = mean of the values of its direct children."""
+    """Eq. (6): value(leaf) = R; value(internal) = mean of the values of its direct children."""
     if not node.children:
         if node.reward is None:
             raise ValueError("a leaf Node needs a reward: Node(reward=...)")
@@ -68,7 +65,7 @@ def node_value(node: Node) -> float:
 
 
 def branch_advantages(node: Node, eps: float = 1e-6) -> None:
-    """A_b(child) = (value(child) - mean) / (std + eps) over its M >= 2 siblings;
+    """Eq. (7): A_b(child) = (value(child) - mean) / (std + eps) over its M >= 2 siblings;
     an only child inherits its parent's A_b. The caller sets the root's A_b (0)."""
     if len(node.children) >= 2:
         for child, z in zip(node.children, zscores([c.value for c in node.children], eps)):
@@ -81,8 +78,8 @@ def branch_advantages(node: Node, eps: float = 1e-6) -> None:
 
 
 def trajectory_advantages(root: Node, eps: float = 1e-6) -> None:
-    """A_t(leaf) = (R - mean) / (std + eps) over all leaves of the tree; A_t(internal)
-    = mean A_t of the leaves below it."""
+    """Eq. (8): A_t(leaf) = (R - mean) / (std + eps) over all leaves of the tree;
+    Eq. (9): A_t(internal) = mean A_t of the leaves below it."""
     leaves = root.leaves()
     for leaf, z in zip(leaves, zscores([float(leaf.reward) for leaf in leaves], eps)):
         leaf.a_traj = z
@@ -99,8 +96,11 @@ def trajectory_advantages(root: Node, eps: float = 1e-6) -> None:
 
 
 def hierarchical_advantages(root: Node, lambda_tree: float = 0.5, eps: float = 1e-6) -> None:
-    """Fill value, a_branch, a_traj and a_hier of every node in place:
-    A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t."""
+    """Fill value, a_branch, a_traj and a_hier of every node in place.
+
+    Eq. (10): A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t; the root's A_b is 0, and
+    lambda_tree = 0 gives group-normalized (GRPO-style) advantages.
+    """
     if not 0.0 <= lambda_tree <= 1.0:
         raise ValueError(f"lambda_tree must be in [0, 1], got {lambda_tree}")
     node_value(root)
@@ -123,15 +123,20 @@ def build_tree(trajectories: list, parents: dict | None = None) -> tuple[Node, d
 
     Returns ``(root, path)``; ``path[id(traj)]`` lists the nodes of traj's turns, its leaf last.
     """
-    parents, root, path = parents or {}, Node(), {}
+    parents = parents or {}
+    root = Node()
+    path = {}
     for traj in trajectories:
         parent, m = parents.get(id(traj), (None, 0))
+        # a continuation shares its parent's first m nodes and branches below node m
         shared = path[id(parent)][:m] if parent is not None else []
         attach = shared[-1] if shared else root
         nodes = list(shared)
         for i in range(m, len(traj.turns)):
-            attach.children.append(attach := Node(traj=traj, turn=i))
-            nodes.append(attach)
+            node = Node(traj=traj, turn=i)
+            attach.children.append(node)
+            attach = node
+            nodes.append(node)
         nodes[-1].reward = traj.reward
         path[id(traj)] = nodes
     return root, path

@@ -1,22 +1,20 @@
-"""Binary Error Localization (SPEC 3.1-3.2): find the first irrecoverable step.
+"""Binary Error Localization (paper §4.1 and Algorithm 1): find the first irrecoverable step.
 
-Two layers, so the search can be taught and tested without a model:
-
-* :func:`binary_error_localization` is the policy-agnostic binary search; it only
-  sees a step count, a budget and a ``probe(m, n)`` callable.
-* :func:`build_trees` runs the per-prompt BEL loop for a whole batch of prompts
-  with the rollout engine.
+Two layers, so the search can be taught and tested without a model: the policy-agnostic binary
+search (:func:`binary_error_localization`: a step count, a budget and a ``probe(m, n)``
+callable), and the per-prompt BEL loop for a batch of prompts with the rollout engine
+(:func:`build_trees`).
 
 Both are generators (:func:`search_steps`, :func:`prompt_program`) that *yield requests*
 ("sample n full trajectories", "probe prefix(m) n times") and receive the outcomes. The
-sequential driver answers one request at a time; the batched one advances every prompt by
-one request per round and answers them all with one batched rollout. Both run the very
-same generator, so each prompt's rollout accounting is exactly the sequential pseudo-code's.
-Collection asks for ``min(B_max - len(buffer), budget left)`` trajectories at once: the
-pseudo-code would sample that many before looking at the buffer, so batching changes nothing.
+sequential driver answers one request at a time; the batched one advances every prompt by one
+request per round and answers them all with one batched rollout. Both run the same generator,
+so each prompt's rollout accounting is exactly the sequential pseudo-code's. Collection asks for
+``min(B_max - len(buffer), budget left)`` trajectories at once, which is what the pseudo-code
+samples before it looks at the buffer.
 
-The search assumes recoverability is monotone along a trajectory (once prefix(m)
-is lost, so is every longer prefix); notebook 02 shows what happens when it is not.
+The search assumes recoverability is monotone along a trajectory (once prefix(m) is lost, so is
+every longer prefix); notebook 02 shows what happens when it is not.
 """
 
 from __future__ import annotations
@@ -25,14 +23,21 @@ import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
+from .config import Config
+
 
 def step_entropies(traj, window: int = 32) -> tuple[float, list[float]]:
-    """H_root(tau) (first turn) and H_step(tau, m) for m = 1..K-1: the mean entropy of the first
-    ``window`` tokens generated right after the m-th tool output (H_root for a step whose output
-    ended the trajectory: no turn follows)."""
+    """H_root(tau) and H_step(tau, m) for m = 1..K (§4.1).
+
+    H_root is the mean entropy of the first ``window`` tokens of turn 1; H_step(tau, m) that of
+    the first ``window`` tokens generated right after the m-th tool output (turn m+1). A step
+    whose output ended the trajectory has no turn after it and gets H_root.
+    """
     h_root = traj.turn_entropy(0, window)
-    return h_root, [traj.turn_entropy(m, window) if m < len(traj.turns) else h_root
-                    for m in range(1, traj.num_steps + 1)]
+    h_steps = []
+    for m in range(1, traj.num_steps + 1):
+        h_steps.append(traj.turn_entropy(m, window) if m < len(traj.turns) else h_root)
+    return h_root, h_steps
 
 
 def entropy_gap(traj, window: int = 32) -> float:
@@ -41,10 +46,18 @@ def entropy_gap(traj, window: int = 32) -> float:
     return (sum(h_steps) / len(h_steps) - h_root) if h_steps else 0.0
 
 
-def suffix_count(h_step: float, h_root: float, x_min: int = 1, x_max: int = 3,
-                 beta: float = 5.0) -> int:
-    """X_m = round(X_min + (X_max - X_min) * sigmoid(beta * (H_step - H_root))), half up (2.5 -> 3)."""
+def select_failure(buffer: list, window: int = 32):
+    """Eq. (4): tau* = argmax over the failure buffer of the entropy gap (the first of ties)."""
+    return max(buffer, key=lambda traj: entropy_gap(traj, window))
+
+
+def suffix_count(
+    h_step: float, h_root: float, x_min: int = 1, x_max: int = 3, beta: float = 5.0
+) -> int:
+    """Eq. (5): X_m = round(X_min + (X_max - X_min) * sigmoid(beta * (H_step - H_root))),
+    rounding half up (2.5 -> 3)."""
     z = beta * (h_step - h_root)
+    # the two forms of the sigmoid that never overflow
     sigmoid = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
     return int(math.floor(x_min + (x_max - x_min) * sigmoid + 0.5))
 
@@ -58,14 +71,28 @@ class BELResult:
     spent: int = 0
 
 
-def search_steps(num_steps: int, budget: int, n_suffix: int | Callable[[int], int] = 2,
-                 anchor: Callable[[int, int], int] = lambda lo, hi: (lo + hi) // 2) -> Generator:
-    """The binary search as a generator: yields ``(m, n)``, receives n success flags. ``L, R = 1, K``;
-    while ``L < R`` and budget is left: ``m = (L + R) // 2``; if any continuation from prefix(m)
-    succeeds, ``L = m + 1`` (still recoverable), else ``R = m``. Returns ``t_crit = L``."""
-    result, left, right = BELResult(t_crit=1), 1, num_steps
+def midpoint(left: int, right: int) -> int:
+    """The anchor of Algorithm 1: m = floor((L + R) / 2)."""
+    return (left + right) // 2
+
+
+def search_steps(
+    num_steps: int,
+    budget: int,
+    n_suffix: int | Callable[[int], int] = 2,
+    anchor: Callable[[int, int], int] = midpoint,
+) -> Generator:
+    """The binary search of Algorithm 1 as a generator: yields ``(m, n)``, receives n flags.
+
+    ``L, R = 1, K``; while ``L < R`` and budget is left: probe prefix(m) at the anchor; if any
+    continuation succeeds, ``L = m + 1`` (prefix(m) is still recoverable), else ``R = m`` (the
+    fatal step is at or before m). Returns a :class:`BELResult` with ``t_crit = L``.
+    ``anchor`` lets an ablation pick another step in [L, R - 1] than the midpoint.
+    """
+    result = BELResult(t_crit=1)
+    left, right = 1, num_steps
     while left < right and result.spent < budget:
-        m = anchor(left, right)  # the midpoint; an ablation may pick another step in [L, R - 1]
+        m = anchor(left, right)
         wanted = n_suffix(m) if callable(n_suffix) else n_suffix
         if wanted < 1:
             raise ValueError(f"n_suffix gave {wanted} continuations for step {m}; it must be >= 1")
@@ -75,13 +102,20 @@ def search_steps(num_steps: int, budget: int, n_suffix: int | Callable[[int], in
             raise ValueError(f"probe({m}, {n}) returned {len(outcomes)} outcomes, expected {n}")
         result.spent += n
         result.probes.append((m, outcomes))
-        left, right = (m + 1, right) if any(outcomes) else (left, m)
+        if any(outcomes):
+            left = m + 1
+        else:
+            right = m
     result.t_crit = left if num_steps >= 1 else 1
     return result
 
 
-def binary_error_localization(num_steps: int, probe: Callable[[int, int], list[bool]], budget: int,
-                              n_suffix: int | Callable[[int], int] = 2) -> BELResult:
+def binary_error_localization(
+    num_steps: int,
+    probe: Callable[[int, int], list[bool]],
+    budget: int,
+    n_suffix: int | Callable[[int], int] = 2,
+) -> BELResult:
     """Locate the first irrecoverable step of a failed trajectory with K = ``num_steps``.
 
     Args:
@@ -93,11 +127,11 @@ def binary_error_localization(num_steps: int, probe: Callable[[int, int], list[b
     Returns:
         :class:`BELResult` with 1 <= t_crit <= max(1, K); ``probe`` is never called with n = 0.
     """
-    gen = search_steps(num_steps, budget, n_suffix)
+    search = search_steps(num_steps, budget, n_suffix)
     try:
-        request = next(gen)
+        request = next(search)
         while True:
-            request = gen.send(probe(*request))
+            request = search.send(probe(*request))
     except StopIteration as stop:
         return stop.value
 
@@ -107,17 +141,30 @@ class PromptTree:
     """Everything BEL produced for one prompt."""
 
     problem: object
-    trajectories: list = field(default_factory=list)  # parents before children
-    parents: dict = field(default_factory=dict)  # id(continuation) -> (tau*, m)
-    searches: list = field(default_factory=list)  # [(tau*, BELResult)]
+    # parents before children
+    trajectories: list = field(default_factory=list)
+    # id(continuation) -> (tau*, m): the continuation was sampled from prefix(m) of tau*
+    parents: dict = field(default_factory=dict)
+    # [(tau*, BELResult)], one per search
+    searches: list = field(default_factory=list)
     rollouts: int = 0
 
 
-def prompt_program(problem, n_total: int = 16, b_max: int = 3, x_min: int = 1, x_max: int = 3,
-                   beta: float = 5.0, entropy_window: int = 32) -> Generator:
-    """The per-prompt BEL loop of SPEC 3.2 as a generator: yields ``("sample", None, 0, n)`` for n
-    full trajectories or ``("probe", tau, m, n)`` for n continuations from prefix(m) of tau,
-    receives the trajectories, returns a :class:`PromptTree`."""
+def prompt_program(
+    problem,
+    n_total: int = Config.n_total,
+    b_max: int = Config.b_max,
+    x_min: int = Config.x_min,
+    x_max: int = Config.x_max,
+    beta: float = Config.beta,
+    entropy_window: int = Config.entropy_window,
+) -> Generator:
+    """The per-prompt BEL loop of Algorithm 1 as a generator.
+
+    It yields ``("sample", None, 0, n)`` for n full trajectories or ``("probe", tau, m, n)`` for
+    n continuations from prefix(m) of tau, receives the trajectories, and returns a
+    :class:`PromptTree`. Every rollout, full or continuation, counts against ``n_total``.
+    """
     tree = PromptTree(problem)
     while tree.rollouts < n_total:
         buffer = []
@@ -129,10 +176,13 @@ def prompt_program(problem, n_total: int = 16, b_max: int = 3, x_min: int = 1, x
             buffer += [t for t in batch if t.reward == 0]
         if not buffer:
             break
-        tau = max(buffer, key=lambda t: entropy_gap(t, entropy_window))  # first of ties
+        tau = select_failure(buffer, entropy_window)
         h_root, h_steps = step_entropies(tau, entropy_window)
-        search = search_steps(tau.num_steps, n_total - tree.rollouts,
-                              lambda m: suffix_count(h_steps[m - 1], h_root, x_min, x_max, beta))
+
+        def continuations(m: int) -> int:
+            return suffix_count(h_steps[m - 1], h_root, x_min, x_max, beta)
+
+        search = search_steps(tau.num_steps, n_total - tree.rollouts, continuations)
         try:
             m, n = next(search)
             while True:
@@ -146,24 +196,29 @@ def prompt_program(problem, n_total: int = 16, b_max: int = 3, x_min: int = 1, x
     return tree
 
 
-def build_trees(engine, problems: list, progress: Callable[[int], None] | None = None,
-                **bel_args) -> list[PromptTree]:
-    """Run BEL for every problem in lockstep rounds: each round advances every unfinished
-    prompt by one request and answers all of them with one batched ``engine.rollout`` call
-    (full trajectories and continuations from prefixes, side by side).
+def build_trees(
+    engine, problems: list, progress: Callable[[int], None] | None = None, **bel_args
+) -> list[PromptTree]:
+    """Run BEL for every problem in lockstep rounds.
+
+    Each round advances every unfinished prompt by one request and answers all of them with one
+    batched ``engine.rollout`` call (full trajectories and continuations side by side).
 
     Args:
-        engine, problems: anything with ``start(problem)`` and ``rollout(seeds, counts)``; one per tree.
+        engine: anything with ``start(problem)`` and ``rollout(seeds, counts)``.
+        problems: one tree each.
         progress: called with the number of rollouts finished in each round.
         **bel_args: ``n_total, b_max, x_min, x_max, beta, entropy_window``.
     """
     programs = [prompt_program(p, **bel_args) for p in problems]
-    requests = {i: next(prog) for i, prog in enumerate(programs)}
+    requests = {i: next(program) for i, program in enumerate(programs)}
     trees: list[PromptTree | None] = [None] * len(problems)
     while requests:
         order = list(requests)
-        seeds = [engine.start(problems[i]) if requests[i][1] is None
-                 else requests[i][1].prefix(requests[i][2]) for i in order]
+        seeds = []
+        for i in order:
+            _, tau, m, _ = requests[i]
+            seeds.append(engine.start(problems[i]) if tau is None else tau.prefix(m))
         groups = engine.rollout(seeds, [requests[i][3] for i in order])
         if progress:
             progress(sum(len(g) for g in groups))

@@ -37,9 +37,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from elpo_min import toy
+from elpo_min.diagnostics import render_trajectory
 from elpo_min.models import load_policy
-from elpo_min.rollout import RolloutEngine, render_trajectory
-from elpo_min.sandbox import run_python
+from elpo_min.rollout import RolloutEngine
+from elpo_min.sft import demonstration
+from elpo_min.tools import run_arith, run_python
 
 # %% [markdown]
 # ## The toy world
@@ -52,7 +54,7 @@ from elpo_min.sandbox import run_python
 problem = toy.generate_problems(1, seed=42)[0]
 print(problem.prompt, end="")
 print("correct intermediate values:", problem.values)
-print(toy.demonstration(problem, rng=__import__("random").Random(0)))
+print(demonstration(problem, rng=__import__("random").Random(0)))
 
 # %% [markdown]
 # Two kinds of mistakes. A call that raises is **recoverable** (the correct number is
@@ -106,7 +108,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, vocabulary of
 
 # %%
 torch.manual_seed(3)
-engine = RolloutEngine(model, tokenizer)
+engine = RolloutEngine(model, tokenizer, tool=run_arith)
 traj = engine.rollout([engine.start(problem)], 1)[0][0]
 print(render_trajectory(traj, tokenizer, color=False))
 

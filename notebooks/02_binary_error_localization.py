@@ -53,10 +53,11 @@ import torch
 
 from elpo_min import binary_error_localization, suffix_count
 from elpo_min.bel import build_trees
-from elpo_min.metrics import bel_report
+from elpo_min.diagnostics import bel_report
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
-from elpo_min import toy
+from elpo_min.tasks import data_dir, load_problems
+from elpo_min.tools import run_arith
 
 # %% [markdown]
 # ## A simulated policy with known recoverability
@@ -179,8 +180,8 @@ print("anchors:", [m for m, _ in r.probes], "-> t_crit =", r.t_crit, "(first dea
 torch.manual_seed(0)
 model, tokenizer = load_policy()
 model.eval()
-engine = RolloutEngine(model, tokenizer)
-problems = [toy.problem_from_row(r) for r in toy.load_problems("../data/toy_test.jsonl", limit=24)]
+engine = RolloutEngine(model, tokenizer, tool=run_arith)
+problems = load_problems(data_dir() / "toy_test.jsonl", limit=24)
 trees = build_trees(engine, problems, n_total=16)
 
 # %%

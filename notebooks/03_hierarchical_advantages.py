@@ -38,10 +38,12 @@ hf_logging.set_verbosity_error()
 import matplotlib.pyplot as plt
 import torch
 
-from elpo_min import Config, Node, hierarchical_advantages, toy
+from elpo_min import Config, Node, hierarchical_advantages
 from elpo_min.bel import build_trees
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
+from elpo_min.tasks import data_dir, load_problems
+from elpo_min.tools import run_arith
 from elpo_min.train import training_batch
 
 # %% [markdown]
@@ -113,8 +115,8 @@ ax.grid(alpha=0.3); ax.legend()
 torch.manual_seed(1)
 model, tokenizer = load_policy()
 model.eval()
-engine = RolloutEngine(model, tokenizer)
-problems = [toy.problem_from_row(r) for r in toy.load_problems("../data/toy_test.jsonl", limit=8)]
+engine = RolloutEngine(model, tokenizer, tool=run_arith)
+problems = load_problems(data_dir() / "toy_test.jsonl", limit=8)
 trees = build_trees(engine, problems, n_total=16)
 tree = max(trees, key=lambda t: len(t.parents))
 batch, info = training_batch([tree], Config(), tokenizer.pad_token_id)

@@ -40,10 +40,13 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from elpo_min import Config, clip_bounds, clipped_policy_loss, toy
+from elpo_min import Config, clip_bounds, clipped_policy_loss
 from elpo_min.bel import build_trees
-from elpo_min.models import load_policy, token_logprobs
+from elpo_min.logprobs import token_logprobs
+from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
+from elpo_min.tasks import data_dir, load_problems
+from elpo_min.tools import run_arith
 from elpo_min.train import policy_update, training_batch
 
 # %%
@@ -89,8 +92,8 @@ for ax, adv in zip(axes, (-1.0, 1.0)):
 torch.manual_seed(2)
 model, tokenizer = load_policy()
 model.eval()
-engine = RolloutEngine(model, tokenizer)
-problems = [toy.problem_from_row(r) for r in toy.load_problems("../data/toy_test.jsonl", limit=8)]
+engine = RolloutEngine(model, tokenizer, tool=run_arith)
+problems = load_problems(data_dir() / "toy_test.jsonl", limit=8)
 trees = build_trees(engine, problems, n_total=16)
 batch, info = training_batch(trees, Config(), tokenizer.pad_token_id)
 print(info, "| ELC tokens:", int(batch["elc_mask"].sum()))

@@ -38,12 +38,12 @@ hf_logging.set_verbosity_error()
 import matplotlib.pyplot as plt
 import torch
 
-from elpo_min import Config, toy
-from elpo_min.metrics import evaluate
+from elpo_min.diagnostics import evaluate, plot_learning_curve, read_log
+from elpo_min.launch import load_config, run_training
 from elpo_min.models import load_policy
-from elpo_min.plots import plot_learning_curve, read_log
 from elpo_min.rollout import RolloutEngine
-from elpo_min.train import train
+from elpo_min.tasks import data_dir, load_problems
+from elpo_min.tools import run_arith
 
 # %%
 short = {"steps": 6, "prompts_per_step": 4, "n_total": 8, "eval_every": 3, "eval_problems": 100,
@@ -51,8 +51,8 @@ short = {"steps": 6, "prompts_per_step": 4, "n_total": 8, "eval_every": 3, "eval
          "train_data": "../data/toy_train.jsonl", "test_data": "../data/toy_test.jsonl"}
 results = {}
 for algo in ("elpo", "grpo"):
-    cfg = Config.load(None, {**short, "algo": algo, "out_dir": f"../runs/nb05-{algo}"})
-    results[algo] = train(cfg)
+    cfg = load_config(None, {**short, "algo": algo, "out_dir": f"../runs/nb05-{algo}"})
+    results[algo] = run_training(cfg)
     print(f"{algo}: held-out success {results[algo]['before']['success_rate']:.0%} -> "
           f"{results[algo]['after']['success_rate']:.0%}")
 
@@ -106,7 +106,7 @@ for record in read_log(results["elpo"]["log"])[1:]:
 # %%
 # NBVAL_CHECK_OUTPUT
 from elpo_min import Node, hierarchical_advantages
-from elpo_min.metrics import credit_metrics
+from elpo_min.diagnostics import credit_metrics
 
 
 def chain(n_turns, reward):
@@ -277,13 +277,13 @@ plt.tight_layout()
 # ## pass@k, maj@k and tool calls of the trained policies
 
 # %%
-test = [toy.problem_from_row(r) for r in toy.load_problems("../data/toy_test.jsonl", limit=60)]
+test = load_problems(data_dir() / "toy_test.jsonl", limit=60)
 rows = []
 for name, path in (("start", "../data/tiny_policy"), ("ELPO", "../runs/nb05-elpo/checkpoint/model"),
                    ("GRPO", "../runs/nb05-grpo/checkpoint/model")):
     model, tokenizer = load_policy(path)
     torch.manual_seed(0)
-    s = evaluate(RolloutEngine(model.eval(), tokenizer), test, k=4, progress=False)
+    s = evaluate(RolloutEngine(model.eval(), tokenizer, tool=run_arith), test, k=4, progress=False)
     rows.append(f"{name:6s} pass@1 {s['pass@1']:.2f}  pass@4 {s['pass@4']:.2f}  maj@4 {s['maj@4']:.2f}  "
                 f"tool calls per solved {s['tool_calls_per_solved']:.2f}")
 print("\n".join(rows))

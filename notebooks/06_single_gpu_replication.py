@@ -35,7 +35,7 @@ hf_logging.set_verbosity_error()
 # %%
 import torch
 
-from elpo_min import TurnFormat, toy
+from elpo_min import toy
 from elpo_min.models import build_tiny_tokenizer, load_policy
 
 # %% [markdown]
@@ -76,16 +76,16 @@ except ImportError as e:
 # NBVAL_CHECK_OUTPUT
 import random
 
-from elpo_min.tasks import TIR_SYSTEM_PROMPT, check_answer
-from elpo_min.warmup import chat_example
+from elpo_min.sft import chat_example, demo_pieces
+from elpo_min.tasks import FencedFormat, chat_question, check_answer
 
 tok = build_tiny_tokenizer()
 tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<eos>\n{% endfor %}"
                      "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-fmt = TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT)
+fmt = FencedFormat.for_chat(tok)
 problem = toy.generate_problems(1, seed=1)[0]
-ids, mask = chat_example(fmt, tok, toy.chat_question(problem),
-                         toy.demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True))
+ids, mask = chat_example(fmt, tok, chat_question(problem),
+                         demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True))
 spans, start = [], 0
 for i in range(1, len(ids) + 1):  # group runs of equal mask
     if i == len(ids) or mask[i] != mask[start]:
@@ -166,11 +166,10 @@ ax.legend(fontsize=8)
 
 # %% tags=["skip-execution"]
 # NBVAL_SKIP
-from elpo_min import Config
-from elpo_min.train import train
+from elpo_min.launch import load_config, run_training
 
-cfg = Config.load("../configs/qwen2.5-0.5b_8gb.yaml", {"out_dir": "../runs/qwen05-elpo"})
-train(cfg)
+cfg = load_config("../configs/qwen2.5-0.5b_8gb.yaml", {"out_dir": "../runs/qwen05-elpo"})
+run_training(cfg)
 
 # %% [markdown]
 # ## What to try next

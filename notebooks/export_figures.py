@@ -14,7 +14,11 @@ for path in sorted(here.glob("[0-9]*.ipynb")):
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if "readme-figure" in cell.get("metadata", {}).get("tags", []):
-            png = next(o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {}))
+            png = next(
+                o["data"]["image/png"]
+                for o in cell.get("outputs", [])
+                if "image/png" in o.get("data", {})
+            )
             (here / "figures" / f"{path.stem}.png").write_bytes(base64.b64decode(png))
             break
     else:

@@ -24,13 +24,17 @@ def shipped_policy():
     return model.eval(), tokenizer
 
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 # The worked example a tiny chat model is overfit on: the second block uses the first's variable.
 BPE_QUESTION = "What is 3 times 4, plus 1?"
-BPE_DEMO = [("Let x be 3 times 4.\n```python\nx = 3 * 4\nprint(x)\n```", "12"),
-            ("Add one.\n```python\nprint(x + 1)\n```", "13"),
-            ("So the answer is \\boxed{13}.", None)]
+BPE_DEMO = [
+    ("Let x be 3 times 4.\n```python\nx = 3 * 4\nprint(x)\n```", "12"),
+    ("Add one.\n```python\nprint(x + 1)\n```", "13"),
+    ("So the answer is \\boxed{13}.", None),
+]
 
 
 def build_bpe_chat_tokenizer():
@@ -45,15 +49,28 @@ def build_bpe_chat_tokenizer():
 
     from elpo_min.tasks import TIR_SYSTEM_PROMPT
 
-    text = [TIR_SYSTEM_PROMPT, BPE_QUESTION] + [a + "\n```output\n" + (b or "") + "\n```\n" for a, b in BPE_DEMO]
-    text += [f"Step {i}:\n```python\n{i * 37}+{i * 11}\n```\n```output\n{i * 48}\n```\n" for i in range(40)]
+    text = [TIR_SYSTEM_PROMPT, BPE_QUESTION] + [
+        a + "\n```output\n" + (b or "") + "\n```\n" for a, b in BPE_DEMO
+    ]
+    text += [
+        f"Step {i}:\n```python\n{i * 37}+{i * 11}\n```\n```output\n{i * 48}\n```\n"
+        for i in range(40)
+    ]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok.train_from_iterator(text * 5, trainers.BpeTrainer(
-        vocab_size=600, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tok.train_from_iterator(
+        text * 5,
+        trainers.BpeTrainer(
+            vocab_size=600,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>"
+    )
     fast.chat_template = CHATML
     return fast
 
@@ -66,14 +83,15 @@ def bpe_chat_policy(tmp_path_factory):
         ``(model, tokenizer, folder)``.
     """
     from elpo_min.models import build_tiny_policy
-    from elpo_min.rollout import TurnFormat
-    from elpo_min.tasks import TIR_SYSTEM_PROMPT
-    from elpo_min.warmup import chat_example, cold_start
+    from elpo_min.sft import chat_example, cold_start
+    from elpo_min.tasks import FencedFormat
 
     tok = build_bpe_chat_tokenizer()
     model = build_tiny_policy(tok, hidden=64, layers=2, heads=4, seed=0)
-    example = chat_example(TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT), tok, BPE_QUESTION, BPE_DEMO)
-    cold_start(model, [example], steps=80, lr=3e-3, batch_size=1, pad_id=tok.pad_token_id, progress=False)
+    example = chat_example(FencedFormat.for_chat(tok), tok, BPE_QUESTION, BPE_DEMO)
+    cold_start(
+        model, [example], steps=80, lr=3e-3, batch_size=1, pad_id=tok.pad_token_id, progress=False
+    )
     folder = tmp_path_factory.mktemp("bpe_chat_policy")
     model.save_pretrained(folder)
     tok.save_pretrained(folder)

@@ -12,9 +12,10 @@ import torch
 from elpo_min import toy
 from elpo_min.bel import build_trees
 from elpo_min.config import Config
-from elpo_min.distributed import runtime
 from elpo_min.models import load_policy
+from elpo_min.parallel import runtime
 from elpo_min.rollout import RolloutEngine
+from elpo_min.tools import run_arith
 from elpo_min.train import grpo_trees, policy_update, training_batch
 
 
@@ -25,20 +26,31 @@ def main(out_dir: str, micro_batch_size: int = 0) -> None:
         for aggregation in ("seq-mean-token-mean", "token-mean"):
             torch.manual_seed(0)
             model, tok = load_policy()
-            engine = RolloutEngine(model, tok)
+            engine = RolloutEngine(model, tok, tool=run_arith)
             problems = toy.generate_problems(4, seed=5)
-            trees = (build_trees(engine, problems, n_total=4, b_max=2) if algo == "elpo"
-                     else grpo_trees(engine, problems, 4))
-            cfg = Config(algo=algo, aggregation=aggregation, micro_batch_size=micro_batch_size, n_total=4)
+            trees = (
+                build_trees(engine, problems, n_total=4, b_max=2)
+                if algo == "elpo"
+                else grpo_trees(engine, problems, 4)
+            )
+            cfg = Config(
+                algo=algo, aggregation=aggregation, micro_batch_size=micro_batch_size, n_total=4
+            )
             batch, _ = training_batch(rt.shard(trees), cfg, tok.pad_token_id)
-            batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]  # ratios off 1: clipping binds
+            # ratios off 1: clipping binds
+            batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]
             forward, optimizer = rt.prepare(model, torch.optim.SGD(model.parameters(), lr=1.0))
             stats = policy_update(forward, optimizer, batch, cfg, rt)
             loss = rt.all_sum([stats["loss"]])[0]
             if rt.is_main:
-                torch.save({"params": [p.detach().clone() for p in model.parameters()], "loss": loss,
-                            "sequences": rt.all_sum([batch["input_ids"].shape[0]])[0]},
-                           f"{out_dir}/{algo}_{aggregation}.pt")
+                torch.save(
+                    {
+                        "params": [p.detach().clone() for p in model.parameters()],
+                        "loss": loss,
+                        "sequences": rt.all_sum([batch["input_ids"].shape[0]])[0],
+                    },
+                    f"{out_dir}/{algo}_{aggregation}.pt",
+                )
             else:
                 rt.all_sum([batch["input_ids"].shape[0]])
 

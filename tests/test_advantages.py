@@ -81,7 +81,9 @@ def random_tree(draw_rewards, shape):
     return build(shape)
 
 
-shapes = st.recursive(st.just(0), lambda kids: st.lists(kids, min_size=1, max_size=3), max_leaves=10)
+shapes = st.recursive(
+    st.just(0), lambda kids: st.lists(kids, min_size=1, max_size=3), max_leaves=10
+)
 
 
 def count_leaves(s):
@@ -89,8 +91,13 @@ def count_leaves(s):
 
 
 @settings(max_examples=150, deadline=None)
-@given(shape=shapes, data=st.data(), scale=st.floats(0.1, 10), shift=st.floats(-5, 5),
-       lam=st.floats(0, 1))
+@given(
+    shape=shapes,
+    data=st.data(),
+    scale=st.floats(0.1, 10),
+    shift=st.floats(-5, 5),
+    lam=st.floats(0, 1),
+)
 def test_affine_reward_change_leaves_advantages_unchanged(shape, data, scale, shift, lam):
     n = count_leaves(shape)
     rewards = data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n))

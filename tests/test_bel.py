@@ -14,10 +14,10 @@ from elpo_min.rollout import Trajectory, Turn
 
 
 def test_suffix_count_by_hand():
-    assert suffix_count(1.0, 1.0) == 2                 # sigmoid(0) = 0.5 -> 1 + 2 * 0.5
-    assert suffix_count(3.0, 1.0) == 3                 # 1 + 2 * sigmoid(10) = 2.99991
-    assert suffix_count(0.0, 1.0) == 1                 # 1 + 2 * sigmoid(-5) = 1.0134
-    assert suffix_count(1.1, 1.0) == 2                 # 1 + 2 * sigmoid(0.5) = 2.245
+    assert suffix_count(1.0, 1.0) == 2  # sigmoid(0) = 0.5 -> 1 + 2 * 0.5
+    assert suffix_count(3.0, 1.0) == 3  # 1 + 2 * sigmoid(10) = 2.99991
+    assert suffix_count(0.0, 1.0) == 1  # 1 + 2 * sigmoid(-5) = 1.0134
+    assert suffix_count(1.1, 1.0) == 2  # 1 + 2 * sigmoid(0.5) = 2.245
     assert suffix_count(1.0, 1.0, x_min=1, x_max=2) == 2  # 1.5 rounds half up
     assert suffix_count(1e6, 0.0) == 3 and suffix_count(-1e6, 0.0) == 1  # no overflow
 
@@ -64,8 +64,13 @@ def test_probe_outcome_count_is_checked_and_n_suffix_must_be_positive():
 
 
 @settings(max_examples=300, deadline=None)
-@given(num_steps=st.integers(0, 40), budget=st.integers(0, 30), seed=st.integers(0, 10**6),
-       n_fixed=st.integers(1, 4), use_callable=st.booleans())
+@given(
+    num_steps=st.integers(0, 40),
+    budget=st.integers(0, 30),
+    seed=st.integers(0, 10**6),
+    n_fixed=st.integers(1, 4),
+    use_callable=st.booleans(),
+)
 def test_search_properties(num_steps, budget, seed, n_fixed, use_callable):
     rng = random.Random(seed)
     seen = []
@@ -81,6 +86,7 @@ def test_search_properties(num_steps, budget, seed, n_fixed, use_callable):
 
 
 # ---------------------------------------------------------------- simulated policy
+
 
 class SimulatedPolicy:
     """Trajectories with known per-step recoverability, seeded per prompt.
@@ -132,7 +138,9 @@ class SimulatedPolicy:
         rng = self.rng(parent.problem)
         child = self._extend(parent.prefix(m), parent.num_steps + rng.randint(0, 2), rng)
         child.fatal = parent.fatal
-        child.reward = float(not (parent.fatal is not None and parent.fatal <= m) and rng.random() < 0.6)
+        child.reward = float(
+            not (parent.fatal is not None and parent.fatal <= m) and rng.random() < 0.6
+        )
         return child
 
     def rollout(self, seeds, counts):  # the engine interface used by build_trees
@@ -179,7 +187,9 @@ def sequential_pseudocode(problem, policy, n_total=16, b_max=3, x_min=1, x_max=3
         left, right, anchors = 1, tau.num_steps, []
         while left < right and rollouts < n_total:
             m = (left + right) // 2
-            x_m = math.floor(x_min + (x_max - x_min) / (1 + math.exp(-beta * (h_steps[m - 1] - h_root))) + 0.5)
+            x_m = math.floor(
+                x_min + (x_max - x_min) / (1 + math.exp(-beta * (h_steps[m - 1] - h_root))) + 0.5
+            )
             n = min(x_m, n_total - rollouts)
             outcomes = [policy.continuation(tau, m).reward > 0 for _ in range(n)]
             rollouts += n

@@ -16,8 +16,21 @@ HERE = Path(__file__).resolve().parent
 
 def launch(args: list[str], cwd: Path, timeout: int = 300) -> str:
     """``torchrun --standalone --nproc_per_node 2`` (a free port of its own), one thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *args,
+    ]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -30,8 +43,14 @@ def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_pat
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     main(str(tmp_path / "one"), 0)  # this process: all 4 prompts' trees, one pass
-    launch([str(HERE / "dist_update_worker.py"), str(tmp_path / "two"), "3"], tmp_path)  # 2 ranks, micro-batches
-    for name in ("elpo_seq-mean-token-mean", "elpo_token-mean", "grpo_seq-mean-token-mean", "grpo_token-mean"):
+    # 2 ranks, micro-batches
+    launch([str(HERE / "dist_update_worker.py"), str(tmp_path / "two"), "3"], tmp_path)
+    for name in (
+        "elpo_seq-mean-token-mean",
+        "elpo_token-mean",
+        "grpo_seq-mean-token-mean",
+        "grpo_token-mean",
+    ):
         one, two = (torch.load(tmp_path / d / f"{name}.pt") for d in ("one", "two"))
         assert one["sequences"] == two["sequences"] == 16
         assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7), name
@@ -40,8 +59,26 @@ def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_pat
             assert torch.allclose(a, b, atol=1e-6), name
 
 
-RUN = ["--steps", "2", "--prompts_per_step", "2", "--n_total", "4", "--b_max", "2", "--eval_problems", "6",
-       "--eval_every", "2", "--save_every", "1", "--threads", "1", "--progress", "false"]
+RUN = [
+    "--steps",
+    "2",
+    "--prompts_per_step",
+    "2",
+    "--n_total",
+    "4",
+    "--b_max",
+    "2",
+    "--eval_problems",
+    "6",
+    "--eval_every",
+    "2",
+    "--save_every",
+    "1",
+    "--threads",
+    "1",
+    "--progress",
+    "false",
+]
 
 
 def records(run: Path) -> list[dict]:
@@ -55,12 +92,21 @@ def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_
     launch(["-m", "elpo_min", "train", *RUN, "--out_dir", str(resumed), "--resume"], tmp_path)
 
     log = records(straight)
-    assert [r["step"] for r in log] == [0, 1, 2] and all(isinstance(r["step"], int) for r in log)  # rank 0 only
+    # rank 0 alone writes: each step once
+    assert [r["step"] for r in log] == [0, 1, 2]
+    assert all(isinstance(r["step"], int) for r in log)
     assert all(r["world_size"] == 2 for r in log)
     assert log[1]["sequences"] == 2 * 4 and log[1]["rollouts_per_prompt"] == 4
     assert 0.0 <= log[-1]["eval"]["success_rate"] <= 1.0
-    assert sorted(p.name for p in straight.iterdir()) == ["checkpoint", "learning_curve.png", "metrics.jsonl"]
-    state = {d: torch.load(d / "checkpoint" / "trainer_state.pt", weights_only=False) for d in (straight, resumed)}
+    assert sorted(p.name for p in straight.iterdir()) == [
+        "checkpoint",
+        "learning_curve.png",
+        "metrics.jsonl",
+    ]
+    state = {
+        d: torch.load(d / "checkpoint" / "trainer_state.pt", weights_only=False)
+        for d in (straight, resumed)
+    }
     assert len(state[straight]["rng"]) == 2  # one RNG state per rank
     for name, value in state[straight]["trainable"].items():
         assert torch.equal(value, state[resumed]["trainable"][name]), name
@@ -73,8 +119,23 @@ def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_
 
 def test_world_size_that_does_not_divide_prompts_per_step_fails_at_start(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "elpo_min", "train", "--prompts_per_step", "3", "--out_dir", str(tmp_path / "run")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "elpo_min",
+        "train",
+        "--prompts_per_step",
+        "3",
+        "--out_dir",
+        str(tmp_path / "run"),
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
-    assert "prompts_per_step: 3 prompts cannot be split over 2 processes" in done.stdout + done.stderr
+    assert (
+        "prompts_per_step: 3 prompts cannot be split over 2 processes" in done.stdout + done.stderr
+    )

@@ -20,19 +20,23 @@ def objective(r, a, lo, hi):
     return min(r * a, min(max(r, lo), hi) * a)
 
 
-@pytest.mark.parametrize("ratio, adv, elc, expected", [
-    (0.5, -1.0, 0.0, objective(0.5, -1, 0.8, 1.315)),    # clipped at 0.8: -0.8
-    (0.5, -1.0, 1.0, objective(0.5, -1, 0.685, 1.315)),  # ELC: clipped at 0.685
-    (0.75, -1.0, 1.0, -0.75),                            # inside [0.685, 1.315]: unclipped
-    (0.75, -1.0, 0.0, -0.8),                             # outside [0.8, ...]: clipped
-    (2.0, 1.0, 1.0, 1.315),                              # upper bound unchanged by ELC
-    (0.5, 1.0, 1.0, 0.5),                                # A > 0: lower bound never binds
-])
+@pytest.mark.parametrize(
+    "ratio, adv, elc, expected",
+    [
+        (0.5, -1.0, 0.0, objective(0.5, -1, 0.8, 1.315)),  # clipped at 0.8: -0.8
+        (0.5, -1.0, 1.0, objective(0.5, -1, 0.685, 1.315)),  # ELC: clipped at 0.685
+        (0.75, -1.0, 1.0, -0.75),  # inside [0.685, 1.315]: unclipped
+        (0.75, -1.0, 0.0, -0.8),  # outside [0.8, ...]: clipped
+        (2.0, 1.0, 1.0, 1.315),  # upper bound unchanged by ELC
+        (0.5, 1.0, 1.0, 0.5),  # A > 0: lower bound never binds
+    ],
+)
 def test_single_token_objective(ratio, adv, elc, expected):
     logp = torch.tensor([[math.log(ratio)]])
     eps_low = clip_bounds(torch.tensor([[elc]]))
-    loss, _ = clipped_policy_loss(logp, torch.zeros(1, 1), torch.tensor([[adv]]), torch.ones(1, 1),
-                                  eps_low, 0.315)
+    loss, _ = clipped_policy_loss(
+        logp, torch.zeros(1, 1), torch.tensor([[adv]]), torch.ones(1, 1), eps_low, 0.315
+    )
     assert loss.item() == pytest.approx(-expected)
 
 
@@ -62,11 +66,14 @@ def test_clip_fraction_and_regions():
     logp = torch.log(torch.tensor([[0.5, 0.5, 1.0, 2.0]]))
     adv = torch.tensor([[-1.0, -1.0, 1.0, 1.0]])
     region = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
-    _, stats = clipped_policy_loss(logp, torch.zeros(1, 4), adv, torch.ones(1, 4), clip_bounds(region),
-                                   0.315, region=region)
+    _, stats = clipped_policy_loss(
+        logp, torch.zeros(1, 4), adv, torch.ones(1, 4), clip_bounds(region), 0.315, region=region
+    )
     # token 0: 0.5 < 0.685 clipped; token 1: 0.5 < 0.8 clipped; token 3: 2 > 1.315 clipped
     assert stats["clip_frac"] == pytest.approx(0.75)
-    assert stats["clip_frac_in_region"] == 1.0 and stats["clip_frac_out_region"] == pytest.approx(2 / 3)
+    assert stats["clip_frac_in_region"] == 1.0 and stats["clip_frac_out_region"] == pytest.approx(
+        2 / 3
+    )
 
 
 def test_unknown_aggregation_is_refused():
@@ -90,6 +97,8 @@ def test_gradient_is_zero_on_masked_tokens(seed, agg):
 
 def test_all_equal_rewards_give_finite_zero_loss():
     logp = torch.randn(2, 3, requires_grad=True)
-    loss, _ = clipped_policy_loss(logp, torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3), 0.2, 0.315)
+    loss, _ = clipped_policy_loss(
+        logp, torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3), 0.2, 0.315
+    )
     loss.backward()
     assert loss.item() == 0.0 and torch.isfinite(logp.grad).all()

@@ -8,15 +8,20 @@ import torch
 
 from elpo_min import toy
 from elpo_min.config import Config
-from elpo_min.models import load_policy, token_logprobs
+from elpo_min.logprobs import token_logprobs
+from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
+from elpo_min.tools import run_arith
 from elpo_min.train import grpo_trees, policy_update, training_batch
 
 
 def plain_logprobs(model, ids, attn, temperature):
     """The textbook computation: full [B, T, V] logits, log_softmax, gather."""
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits.float() / temperature
+    logits = (
+        model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits.float()
+        / temperature
+    )
     logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # [B, T-1]
     return torch.nn.functional.pad(logp, (1, 0))
 
@@ -61,7 +66,9 @@ def test_no_vocabulary_sized_activation_is_kept_for_backward(batch_of_ids):
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         token_logprobs(model, ids, attn, chunk=16, target_mask=mask)
     assert saved  # the decoder's activations are seen, so the hook works
-    assert not [s for s in saved if s[-1] == vocab], "a [tokens, vocab] tensor was saved for backward"
+    assert not [s for s in saved if s[-1] == vocab], (
+        "a [tokens, vocab] tensor was saved for backward"
+    )
     saved.clear()
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         plain_logprobs(model, ids, attn, 1.0)
@@ -72,7 +79,9 @@ def test_no_vocabulary_sized_activation_is_kept_for_backward(batch_of_ids):
 def sampled_batch(shipped_policy):
     model, tok = shipped_policy
     torch.manual_seed(3)
-    trees = grpo_trees(RolloutEngine(model, tok), toy.generate_problems(2, seed=9), 4)
+    trees = grpo_trees(
+        RolloutEngine(model, tok, tool=run_arith), toy.generate_problems(2, seed=9), 4
+    )
     return trees, tok
 
 
@@ -83,7 +92,8 @@ def test_micro_batch_accumulation_gives_the_one_pass_update(sampled_batch, aggre
     for micro in (0, 3):
         cfg = Config(algo="grpo", aggregation=aggregation, micro_batch_size=micro, lr=1e-2)
         batch, _ = training_batch(trees, cfg, tok.pad_token_id)
-        batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]  # ratios off 1: clipping binds
+        # ratios off 1: clipping binds
+        batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]
         model, _ = load_policy()
         torch.manual_seed(0)
         stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=1.0), batch, cfg)

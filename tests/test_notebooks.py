@@ -17,11 +17,25 @@ def test_there_are_six_notebooks_each_with_its_ipynb():
 
 
 def test_every_notebook_is_collected_by_nbval():
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval-lax",
-                          "--nbval-current-env", str(NOTEBOOKS)], capture_output=True, text=True,
-                         cwd=NOTEBOOKS.parent)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "--nbval-lax",
+            "--nbval-current-env",
+            str(NOTEBOOKS),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=NOTEBOOKS.parent,
+    )
     for src in SOURCES:
-        assert f"{src.stem}.ipynb::" in out.stdout, f"{src.stem}.ipynb not collected:\n{out.stdout[-2000:]}"
+        assert f"{src.stem}.ipynb::" in out.stdout, (
+            f"{src.stem}.ipynb not collected:\n{out.stdout[-2000:]}"
+        )
 
 
 def test_ipynb_cells_match_the_py_source_and_carry_outputs():
@@ -30,4 +44,6 @@ def test_ipynb_cells_match_the_py_source_and_carry_outputs():
         built = nbformat.read(src.with_suffix(".ipynb"), as_version=4)
         assert [c.source for c in built.cells] == expected, f"{src.name}: run `make notebooks`"
         code = [c for c in built.cells if c.cell_type == "code"]
-        assert any(c.outputs for c in code), f"{src.stem}.ipynb has no outputs: run `make notebooks`"
+        assert any(c.outputs for c in code), (
+            f"{src.stem}.ipynb has no outputs: run `make notebooks`"
+        )

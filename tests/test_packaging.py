@@ -33,20 +33,24 @@ def test_ci_runs_the_test_command_the_readme_shows():
 
 
 def test_package_reads_nothing_outside_the_repository():
-    for path in (ROOT / "elpo_min").glob("*.py"):
+    for path in (ROOT / "elpo_min").rglob("*.py"):
         assert "shared/" not in path.read_text(), path
 
 
 def test_every_recipe_config_loads_and_names_an_instruct_model():
-    from elpo_min.config import Config
+    from elpo_min.launch import load_config
 
     recipes = sorted((ROOT / "configs").glob("*.yaml"))
     assert len(recipes) == 4
     for path in recipes:
-        cfg = Config.load(str(path))
+        cfg = load_config(str(path))
         assert cfg.task == "gsm" and cfg.lora_rank > 0 and "Instruct" in cfg.model, path.name
     for path in (ROOT / "configs" / "accelerate").glob("*.yaml"):
-        assert yaml.safe_load(path.read_text())["distributed_type"] in ("MULTI_GPU", "FSDP", "DEEPSPEED"), path
+        assert yaml.safe_load(path.read_text())["distributed_type"] in (
+            "MULTI_GPU",
+            "FSDP",
+            "DEEPSPEED",
+        ), path
 
 
 def test_gpu_check_smoke_run_on_cpu(tmp_path):
@@ -55,13 +59,65 @@ def test_gpu_check_smoke_run_on_cpu(tmp_path):
     import sys
 
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--tiny",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--device",
+            "cpu",
+            "--tiny",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert {r["mode"] for r in result["update"]} >= {"bf16 LoRA"}
     assert all(r["update_s"] > 0 for r in result["update"])
     decoders = {r["decoder"] for r in result["decode"] if "steps_per_s" in r}
-    assert {"rollout engine", "generate, dynamic cache"} <= decoders
+    assert {"fast decoder", "plain decoder", "generate, dynamic cache"} <= decoders
     assert "| batch | decoder | steps/s |" in done.stdout
+
+
+def test_an_installed_wheel_carries_the_data_the_defaults_need(tmp_path):
+    """A non-editable install finds the tiny policy and the splits inside the package."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(tmp_path / "dist"), str(ROOT)], check=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("elpo_min-*.whl"))
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    code = (
+        "from elpo_min.tasks import data_dir, load_task\n"
+        "from elpo_min.models import load_policy\n"
+        "task = load_task('toy', test_limit=5)\n"
+        "model, tokenizer = load_policy()\n"
+        "print(data_dir(), len(task.train), len(task.test), len(tokenizer))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    # run outside the checkout, so that only the unpacked wheel can be imported
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder, train, test, vocab = done.stdout.split()
+    assert folder == str(tmp_path / "site" / "elpo_min" / "data")
+    assert (int(train), int(test)) == (4000, 5) and int(vocab) > 100
+
+
+def test_missing_shipped_data_says_where_to_get_it(tmp_path, monkeypatch):
+    import pytest
+
+    from elpo_min.tasks import files
+
+    monkeypatch.setattr(files, "PACKAGE_DIR", tmp_path / "elpo_min")
+    with pytest.raises(FileNotFoundError, match="install elpo_min from a wheel"):
+        files.data_dir()

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from elpo_min import toy
-from elpo_min.metrics import evaluate, maj_at_k, pass_at_k
-from elpo_min.models import TINY_POLICY_DIR, load_policy
+from elpo_min.diagnostics import evaluate, maj_at_k, pass_at_k
+from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
+from elpo_min.tasks import data_dir, load_problems
+from elpo_min.tools import run_arith
 
+TINY_POLICY_DIR = data_dir() / "tiny_policy"
 RECORD = json.loads((TINY_POLICY_DIR / "tiny_policy.json").read_text())
 
 
@@ -24,10 +27,9 @@ def test_checkpoint_is_small_and_records_how_it_was_made():
 
 def test_shipped_policy_reproduces_its_recorded_success_rate(shipped_policy):
     model, tok = shipped_policy
-    test = [toy.problem_from_row(r) for r in toy.load_problems(
-        "data/toy_test.jsonl", limit=RECORD["eval_problems"])]
+    test = load_problems(data_dir() / "toy_test.jsonl", limit=RECORD["eval_problems"])
     torch.manual_seed(RECORD["eval_seed"])
-    summary = evaluate(RolloutEngine(model, tok), test, k=1, progress=False)
+    summary = evaluate(RolloutEngine(model, tok, tool=run_arith), test, k=1, progress=False)
     assert abs(summary["success_rate"] - RECORD["heldout_success"]) <= 0.05
 
 
@@ -59,7 +61,7 @@ def test_maj_at_k_by_hand():
 
 
 def test_mc_first_dead_step_by_hand():
-    from elpo_min.metrics import mc_first_dead_step
+    from elpo_min.diagnostics import mc_first_dead_step
 
     assert mc_first_dead_step([0.5, 0.0, 0.2]) == 2  # first prefix with no success
     assert mc_first_dead_step([0.3, 0.1]) == 3  # all alive: K
@@ -67,10 +69,12 @@ def test_mc_first_dead_step_by_hand():
 
 
 def test_ranking_quality_by_hand():
-    from elpo_min.metrics import pair_counts, ranking_quality
+    from elpo_min.diagnostics import pair_counts, ranking_quality
 
-    assert ranking_quality([pair_counts([3, 2, 1], [1.0, 0.5, 0.0])]) == {"pairwise_accuracy": 1.0,
-                                                                         "kendall_tau": 1.0}
+    assert ranking_quality([pair_counts([3, 2, 1], [1.0, 0.5, 0.0])]) == {
+        "pairwise_accuracy": 1.0,
+        "kendall_tau": 1.0,
+    }
     assert ranking_quality([pair_counts([1, 2, 3], [1.0, 0.5, 0.0])])["kendall_tau"] == -1.0
     # targets tie on the first pair: 2 decided pairs, both concordant; tau-a = 2/3
     q = ranking_quality([pair_counts([1, 2, 0], [1.0, 1.0, 0.0])])
@@ -84,11 +88,11 @@ def test_ranking_quality_by_hand():
 
 def test_bel_report_on_the_tiny_policy(shipped_policy):
     from elpo_min.bel import build_trees
-    from elpo_min.metrics import bel_report
+    from elpo_min.diagnostics import bel_report
 
     model, tok = shipped_policy
     torch.manual_seed(5)
-    engine = RolloutEngine(model, tok)
+    engine = RolloutEngine(model, tok, tool=run_arith)
     trees = build_trees(engine, toy.generate_problems(3, seed=9), n_total=8)
     report = bel_report(engine, trees, n=2)
     assert report["searches"] >= 1 and report["sibling_sets"] >= 3
@@ -118,7 +122,8 @@ def test_smollm2_loads_by_name_offline_and_saves(tmp_path):
         pytest.skip("SmolLM2 weights not installed (make smollm2)")
     model, tok = load_policy("smollm2-135m")
     assert tok.chat_template and tok.eos_token == "<|im_end|>"
-    model.save_pretrained(tmp_path)  # dequantized GGUF weights must be savable (a cold start saves them)
+    # dequantized GGUF weights must be savable (a cold start saves them)
+    model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     again, _ = load_policy(str(tmp_path))
     ids = torch.tensor([tok.encode("Hello")])

@@ -1,20 +1,38 @@
-"""The rollout engine: recorded log-probs, masks, truncation, prefixes, formats."""
+"""The rollout engine, with either decoder: recorded log-probs, masks, truncation, prefixes,
+formats. (tests/test_fast_decoder.py holds the fast decoder to the plain one.)"""
 
 import pytest
 import torch
 
 from elpo_min import toy
-from elpo_min.models import cache_keyword, token_logprobs
-from elpo_min.rollout import KVSlots, RolloutEngine, TurnFormat, collate, sample_tokens
+from elpo_min.fast_decoder import FastDecoder
+from elpo_min.logprobs import token_logprobs
+from elpo_min.rollout import PlainDecoder, RolloutEngine, cache_keyword, sample_tokens
+from elpo_min.tasks import FencedFormat
+from elpo_min.tools import run_arith
+from elpo_min.trajectory import collate
 
 PROBLEMS = toy.generate_problems(6, seed=123)
+DECODERS = {"plain": PlainDecoder, "fast": FastDecoder}
+
+
+@pytest.fixture(scope="module", params=list(DECODERS))
+def make_engine(request, shipped_policy):
+    """``make_engine(model=None, **options)``: an engine on the shipped policy with one decoder."""
+    model, tok = shipped_policy
+
+    def make(inner=None, **options):
+        return RolloutEngine(
+            inner or model, tok, tool=run_arith, decoder=DECODERS[request.param], **options
+        )
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def sampled(shipped_policy):
-    model, tok = shipped_policy
+def sampled(make_engine):
     torch.manual_seed(0)
-    engine = RolloutEngine(model, tok, temperature=1.0)
+    engine = make_engine(temperature=1.0)
     groups = engine.rollout([engine.start(p) for p in PROBLEMS], 4)
     return engine, [t for g in groups for t in g]
 
@@ -22,8 +40,14 @@ def sampled(shipped_policy):
 def teacher_forced(model, trajs, pad_id, temperature=1.0):
     batch = collate(trajs, pad_id)
     with torch.no_grad():
-        logp, entropy = token_logprobs(model, batch["input_ids"], batch["attention_mask"],
-                                       temperature, chunk=37, with_entropy=True)
+        logp, entropy = token_logprobs(
+            model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            temperature,
+            chunk=37,
+            with_entropy=True,
+        )
     return batch, logp, entropy
 
 
@@ -42,14 +66,14 @@ def test_sampling_logprobs_equal_teacher_forced(sampled, shipped_policy):
     assert torch.allclose(logp[mask], batch["old_logp"][mask], atol=1e-4)
     recorded_h = torch.zeros_like(entropy)
     for row, t in enumerate(trajs):
-        recorded_h[row, :len(t.entropies)] = torch.tensor(t.entropies)
+        recorded_h[row, : len(t.entropies)] = torch.tensor(t.entropies)
     assert torch.allclose(entropy[mask], recorded_h[mask], atol=1e-4)
 
 
-def test_temperature_is_part_of_the_recorded_distribution(shipped_policy):
+def test_temperature_is_part_of_the_recorded_distribution(make_engine, shipped_policy):
     model, tok = shipped_policy
     torch.manual_seed(1)
-    engine = RolloutEngine(model, tok, temperature=0.7)
+    engine = make_engine(temperature=0.7)
     trajs = engine.rollout([engine.start(PROBLEMS[0])], 4)[0]
     batch, logp, _ = teacher_forced(model, trajs, tok.pad_token_id, temperature=0.7)
     mask = batch["action_mask"].bool()
@@ -106,62 +130,18 @@ def test_sampler_draws_what_multinomial_draws():
         assert torch.allclose(entropy, -(log_probs.exp() * log_probs).sum(-1))
 
 
-class FeedCounter(torch.nn.Module):
-    """Records (rows, ids) of every multi-token forward: what the engine prefills."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.config, self.prefills = inner, inner.config, []
-
-    def forward(self, input_ids=None, cache=None, **kwargs):
-        if input_ids.shape[1] > 1:
-            self.prefills.append(tuple(input_ids.shape))
-        return self.inner(input_ids=input_ids, **{cache_keyword(self.inner): cache}, **kwargs)
-
-
-def test_shared_prefixes_prefill_once_and_turns_feed_only_new_tokens(shipped_policy):
-    model, tok = shipped_policy
-    counter = FeedCounter(model)
-    engine = RolloutEngine(counter, tok)
-    torch.manual_seed(4)
-    seeds = [engine.start(p) for p in PROBLEMS[:2]]
-    trajs = [t for g in engine.rollout(seeds, 5) for t in g]
-    rows, width = counter.prefills[0]
-    assert rows == 2 and width == max(len(s.token_ids) for s in seeds)  # 10 rows, 2 distinct prompts
-    assert len(counter.prefills) >= 2
-    longest_context = max(len(t.token_ids) for t in trajs)
-    for _rows, width in counter.prefills[1:]:  # the last sampled token plus one tool output, not the context
-        assert width < longest_context / 2
-    batch, logp, _ = teacher_forced(model, trajs, tok.pad_token_id)
-    mask = batch["action_mask"].bool()
-    assert torch.allclose(logp[mask], batch["old_logp"][mask], atol=1e-4)
-
-
-def test_kv_slots_branch_and_widen_rows():
-    slots = KVSlots(batch=2, length=4, device="cpu")
-    key = torch.arange(2 * 3 * 2 * 5, dtype=torch.float).view(2, 3, 2, 5)  # [B, H, n, D]
-    keys, _ = slots.update(key, -key, 0)
-    assert torch.equal(keys[:, :, :2], key) and keys[:, :, 2:].abs().sum() == 0
-    slots.valid[:, :2] = True
-    branched = slots.select(torch.tensor([1, 1, 0]), length=8)
-    assert branched.keys[0].shape == (3, 3, 8, 5) and branched.valid.shape == (3, 8)
-    assert torch.equal(branched.keys[0][0, :, :2], key[1]) and torch.equal(branched.values[0][2, :, :2], -key[0])
-    assert branched.valid[:, :2].all() and not branched.valid[:, 2:].any()
-
-
 def test_prefix_bounds(sampled):
     _, trajs = sampled
     t = trajs[0]
-    assert t.prefix(0).token_ids == t.token_ids[:t.prompt_len]
+    assert t.prefix(0).token_ids == t.token_ids[: t.prompt_len]
     with pytest.raises(ValueError, match="prefix"):
         t.prefix(t.num_steps + 1)
 
 
 @pytest.mark.parametrize("limits", [{"max_turns": 2}, {"max_new_tokens": 4}])
-def test_truncation_is_a_failure_with_masks_intact(shipped_policy, limits):
-    model, tok = shipped_policy
+def test_truncation_is_a_failure_with_masks_intact(make_engine, limits):
     torch.manual_seed(3)
-    engine = RolloutEngine(model, tok, **limits)
+    engine = make_engine(**limits)
     long_problem = toy.Problem(123, (("+", 111),) * 5, id="long")
     trajs = engine.rollout([engine.start(long_problem)], 3)[0]
     for t in trajs:
@@ -170,9 +150,8 @@ def test_truncation_is_a_failure_with_masks_intact(shipped_policy, limits):
         assert len(t.turns) <= limits.get("max_turns", 10)
 
 
-def test_prompt_longer_than_the_context_is_refused(shipped_policy):
-    model, tok = shipped_policy
-    engine = RolloutEngine(model, tok)
+def test_prompt_longer_than_the_context_is_refused(make_engine):
+    engine = make_engine()
     huge = toy.Problem(1, (("+", 123456789),) * 100, id="huge")
     with pytest.raises(ValueError, match="longer than the model's context"):
         engine.start(huge)
@@ -185,35 +164,52 @@ class PastKeyValuesOnly(torch.nn.Module):
         super().__init__()
         self.inner, self.config = inner, inner.config
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                use_cache=None, logits_to_keep=0):
-        return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=position_ids, use_cache=use_cache,
-                          logits_to_keep=logits_to_keep, **{cache_keyword(self.inner): past_key_values})
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=None,
+        logits_to_keep=0,
+    ):
+        return self.inner(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **{cache_keyword(self.inner): past_key_values},
+        )
 
 
-def test_engine_picks_the_cache_keyword_by_signature(shipped_policy):
+def test_engine_picks_the_cache_keyword_by_signature(make_engine, shipped_policy):
     model, tok = shipped_policy
     old_style = PastKeyValuesOnly(model)
     assert cache_keyword(old_style) == "past_key_values"
     torch.manual_seed(4)
-    a = RolloutEngine(old_style, tok).rollout([RolloutEngine(model, tok).start(PROBLEMS[1])], 2)[0]
+    a = make_engine(old_style).rollout([make_engine().start(PROBLEMS[1])], 2)[0]
     torch.manual_seed(4)
-    b = RolloutEngine(model, tok).rollout([RolloutEngine(model, tok).start(PROBLEMS[1])], 2)[0]
+    b = make_engine().rollout([make_engine().start(PROBLEMS[1])], 2)[0]
     assert [t.token_ids for t in a] == [t.token_ids for t in b]
 
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<eos>{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<eos>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 
 
 def test_chat_format_is_fenced_inside_the_template(tiny_tokenizer):
     tok = tiny_tokenizer
     tok.chat_template = CHAT_TEMPLATE
     try:
-        fmt = TurnFormat.for_chat(tok, "Use Python.")
+        fmt = FencedFormat.for_chat(tok, "Use Python.")
         assert (fmt.output_open, fmt.output_close) == ("\n```output\n", "\n```\n")
-        assert fmt.prompt_text(tok, "2+2?") == "<|system|>Use Python.<eos><|user|>2+2?<eos><|assistant|>"
+        assert (
+            fmt.prompt_text(tok, "2+2?")
+            == "<|system|>Use Python.<eos><|user|>2+2?<eos><|assistant|>"
+        )
         assert fmt.parse("let me\n```python\nprint(2+2)\n```") == ("print(2+2)\n", None)
         assert fmt.parse("so \\boxed{4} or \\boxed{5}.") == (None, "5")  # the last box
         assert fmt.turn_ends("```python\nx = 1\n```") and not fmt.turn_ends("```python\nx = 1")
@@ -224,23 +220,4 @@ def test_chat_format_is_fenced_inside_the_template(tiny_tokenizer):
 
 def test_instruct_model_without_chat_template_is_refused(tiny_tokenizer):
     with pytest.raises(ValueError, match="no chat template"):
-        TurnFormat.for_chat(tiny_tokenizer, "system")
-
-
-def test_packed_decode_attention_equals_transformers_sdpa():
-    """One query token: folding query heads into rows of their shared KV head (no repeat_kv
-    copy of the cache) must give transformers' own sdpa result, head for head."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    from elpo_min.rollout import packed_sdpa
-
-    module = torch.nn.Module()
-    module.num_key_value_groups, module.is_causal, module.training = 3, True, False
-    torch.manual_seed(0)
-    query, key, value = torch.randn(2, 6, 1, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
-    mask = torch.zeros(2, 1, 1, 5).masked_fill_(torch.tensor([[0, 1, 0, 0, 1], [0, 0, 0, 1, 1]]).bool()[:, None, None],
-                                                 torch.finfo(torch.float).min)
-    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
-    got, _ = packed_sdpa(module, query, key, value, mask, scaling=0.3)
-    assert got.shape == expected.shape == (2, 1, 6, 8)
-    assert torch.allclose(got, expected, atol=1e-6)
+        FencedFormat.for_chat(tiny_tokenizer, "system")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from elpo_min.sandbox import ToolResult, run_many, run_python, safe_arith
+from elpo_min.tools import ToolResult, run_many, run_python, safe_arith
 
 TIMEOUT = 1.5
 MARGIN = 1.5
@@ -80,11 +80,13 @@ def test_cannot_write_or_delete_outside_its_directory(tmp_path):
     victim = tmp_path / "keep.txt"
     victim.write_text("precious")
     before = sorted(os.listdir(tmp_path))
-    for code in (f"import os\nos.remove({str(victim)!r})",
-                 f"open({str(victim)!r}, 'w').write('gone')",
-                 f"open({str(tmp_path / 'new.txt')!r}, 'w').write('x')",
-                 f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
-                 f"import os\nos.rename({str(victim)!r}, 'stolen.txt')"):
+    for code in (
+        f"import os\nos.remove({str(victim)!r})",
+        f"open({str(victim)!r}, 'w').write('gone')",
+        f"open({str(tmp_path / 'new.txt')!r}, 'w').write('x')",
+        f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
+        f"import os\nos.rename({str(victim)!r}, 'stolen.txt')",
+    ):
         r = timed(code)
         assert r.error and "PermissionError" in r.error, code
     assert victim.read_text() == "precious" and sorted(os.listdir(tmp_path)) == before
@@ -109,7 +111,9 @@ def test_no_child_process_outlives_the_call():
 
 
 def test_lingering_thread_is_killed_with_the_group():
-    r = timed("import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n'ok'")
+    r = timed(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n'ok'"
+    )
     assert r.stdout == "'ok'\n" and r.timed_out
 
 
@@ -121,13 +125,16 @@ def test_pool_runs_a_batch_in_order_and_bounded():
     assert results[-1].timed_out and time.perf_counter() - start < TIMEOUT + 2 * MARGIN
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("12*7", ToolResult("84\n")),
-    ("-5+3", ToolResult("-2\n")),
-    ("12*", ToolResult("", "SyntaxError: invalid syntax")),
-    ("12*7)", ToolResult("", "SyntaxError: unmatched ')'")),
-    ("1//0", ToolResult("", "ZeroDivisionError: integer division or modulo by zero")),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("12*7", ToolResult("84\n")),
+        ("-5+3", ToolResult("-2\n")),
+        ("12*", ToolResult("", "SyntaxError: invalid syntax")),
+        ("12*7)", ToolResult("", "SyntaxError: unmatched ')'")),
+        ("1//0", ToolResult("", "ZeroDivisionError: integer division or modulo by zero")),
+    ],
+)
 def test_safe_arith_matches_python(code, expected):
     assert safe_arith(code) == expected
     assert run_python(code).render() == expected.render()
@@ -157,15 +164,22 @@ def test_history_is_under_the_same_limits():
 
 
 def test_tir_imports_work_under_the_hook():
-    result = run_python("import math, fractions, itertools, numpy, sympy\n"
-                        "print(sympy.Rational(3, 4) + fractions.Fraction(1, 4), int(numpy.arange(5).sum()))")
+    result = run_python(
+        "import math, fractions, itertools, numpy, sympy\n"
+        "print(sympy.Rational(3, 4) + fractions.Fraction(1, 4), int(numpy.arange(5).sum()))"
+    )
     assert result.error is None and result.stdout == "1 10\n"
 
 
-@pytest.mark.parametrize("code", ["import ctypes; ctypes.CDLL('libc.so.6')",
-                                  "import ctypes; ctypes.CDLL(None).system(b'true')",
-                                  "import subprocess; subprocess.run(['true'])",
-                                  "import _posixsubprocess as p; p.fork_exec()"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import ctypes; ctypes.CDLL('libc.so.6')",
+        "import ctypes; ctypes.CDLL(None).system(b'true')",
+        "import subprocess; subprocess.run(['true'])",
+        "import _posixsubprocess as p; p.fork_exec()",
+    ],
+)
 def test_ctypes_and_process_creation_stay_refused(code):
     result = run_python(code)
     assert result.error is not None and "PermissionError" in result.error

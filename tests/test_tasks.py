@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from elpo_min import Config, tasks
+from elpo_min import tasks
+from elpo_min.launch import load_config
 
 EQUAL = [
     ("\\boxed{18}", "18"),
@@ -44,7 +45,9 @@ def test_unequal_forms_are_rejected(prediction, gold):
     assert not tasks.check_answer(prediction, gold)
 
 
-@pytest.mark.parametrize("garbage", ["", "   ", None, "no idea", "\\boxed{", "}{}{", "\\frac{{{", "$$$$", "x" * 5000])
+@pytest.mark.parametrize(
+    "garbage", ["", "   ", None, "no idea", "\\boxed{", "}{}{", "\\frac{{{", "$$$$", "x" * 5000]
+)
 def test_garbage_is_false_never_an_exception(garbage):
     assert tasks.check_answer(garbage, "5") is False
 
@@ -66,11 +69,14 @@ def test_last_boxed_balances_braces():
 def test_gsm_splits_regenerate_byte_for_byte(tmp_path):
     tasks.make_gsm_data(tmp_path)
     for split, (size, _) in tasks.GSM_SPLITS.items():
-        shipped = tasks.DATA / f"gsm_{split}.jsonl"
+        shipped = tasks.data_dir() / f"gsm_{split}.jsonl"
         assert filecmp.cmp(tmp_path / f"gsm_{split}.jsonl", shipped, shallow=False), split
         assert len(shipped.read_text().splitlines()) == size
-    questions = [json.loads(line)["question"] for s in tasks.GSM_SPLITS
-                 for line in (tasks.DATA / f"gsm_{s}.jsonl").read_text().splitlines()]
+    questions = [
+        json.loads(line)["question"]
+        for s in tasks.GSM_SPLITS
+        for line in (tasks.data_dir() / f"gsm_{s}.jsonl").read_text().splitlines()
+    ]
     assert len(questions) == len(set(questions)) >= 2700  # no problem in two splits
 
 
@@ -85,12 +91,14 @@ def test_unknown_task_names_the_choices():
     with pytest.raises(ValueError, match="'toy', 'gsm' or 'hf:"):
         tasks.load_task("gsm9k")
     with pytest.raises(ValueError, match="config field task"):
-        Config.load(None, {"task": "gsm9k"})
+        load_config(None, {"task": "gsm9k"})
 
 
 def test_row_with_a_missing_field_names_line_and_field(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n{"id": "b", "question": "2+2?"}\n')
+    path.write_text(
+        '{"id": "a", "question": "1+1?", "answer": "2"}\n{"id": "b", "question": "2+2?"}\n'
+    )
     with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'answer'"):
         tasks.load_task("gsm", train_data=str(path))
 
@@ -103,4 +111,4 @@ def test_hub_dataset_offline_fails_at_once_saying_what_to_do(monkeypatch):
 
 def test_word_problems_need_the_python_tool():
     with pytest.raises(ValueError, match="--executor python"):
-        Config.load(None, {"task": "gsm", "executor": "arith"})
+        load_config(None, {"task": "gsm", "executor": "arith"})

@@ -10,17 +10,26 @@ import pytest
 import torch
 from conftest import BPE_QUESTION
 
-from elpo_min.models import token_logprobs
-from elpo_min.rollout import RolloutEngine, TurnFormat, collate
-from elpo_min.tasks import TIR_SYSTEM_PROMPT, WordProblem, check_answer
+from elpo_min.logprobs import token_logprobs
+from elpo_min.rollout import RolloutEngine
+from elpo_min.tasks import FencedFormat, WordProblem, check_answer
+from elpo_min.tools import PythonTool
+from elpo_min.trajectory import collate
 
 
 @pytest.fixture(scope="module")
 def engine_and_trajs(bpe_chat_policy):
     model, tok, _ = bpe_chat_policy
-    engine = RolloutEngine(model, tok, TurnFormat.for_chat(tok, TIR_SYSTEM_PROMPT), lambda p: p.question,
-                           lambda p, a: check_answer(a, p.answer), executor="python", max_new_tokens=64,
-                           max_turns=4)
+    engine = RolloutEngine(
+        model,
+        tok,
+        FencedFormat.for_chat(tok),
+        lambda p: p.question,
+        lambda p, a: check_answer(a, p.answer),
+        tool=PythonTool(),
+        max_new_tokens=64,
+        max_turns=4,
+    )
     torch.manual_seed(0)
     trajs = engine.rollout([engine.start(WordProblem(BPE_QUESTION, "13"))], 8)[0]
     return engine, trajs
@@ -36,13 +45,13 @@ def test_trajectory_ids_are_sampled_ids_plus_framing_encoded_once(engine_and_tra
     engine, trajs = engine_and_trajs
     fmt = engine.fmt
     for t in trajs:
-        assert t.token_ids[:t.prompt_len] == engine.start(t.problem).token_ids
+        assert t.token_ids[: t.prompt_len] == engine.start(t.problem).token_ids
         for turn in t.turns:
-            assert t.action_mask[turn.start:turn.end] == [1] * (turn.end - turn.start)
+            assert t.action_mask[turn.start : turn.end] == [1] * (turn.end - turn.start)
             if turn.out_end > turn.end:  # the tool output: framing + output, encoded on its own
-                framed = engine.encode(fmt.output_open + turn.output + fmt.output_close)
-                assert t.token_ids[turn.end:turn.out_end] == framed
-                assert t.action_mask[turn.end:turn.out_end] == [0] * len(framed)
+                framed = engine.encode(fmt.output_text(turn.output))
+                assert t.token_ids[turn.end : turn.out_end] == framed
+                assert t.action_mask[turn.end : turn.out_end] == [0] * len(framed)
 
 
 def test_framing_tokenizes_the_same_wherever_it_is_appended(engine_and_trajs):
@@ -51,7 +60,9 @@ def test_framing_tokenizes_the_same_wherever_it_is_appended(engine_and_trajs):
     for t in trajs:
         for turn in t.turns:
             if turn.out_end > turn.end:
-                by_output.setdefault(turn.output, set()).add(tuple(t.token_ids[turn.end:turn.out_end]))
+                by_output.setdefault(turn.output, set()).add(
+                    tuple(t.token_ids[turn.end : turn.out_end])
+                )
     assert len(by_output.get("12", ())) == 1 and len(by_output.get("13", ())) == 1
     for ids in by_output.values():
         assert len(ids) == 1  # same output -> same ids, after any turn text
@@ -68,7 +79,7 @@ def test_ids_trained_on_are_the_ids_sampled_and_logprobs_match(engine_and_trajs,
     _, trajs = engine_and_trajs
     batch = collate(trajs, tok.pad_token_id)
     for row, t in enumerate(trajs):
-        assert batch["input_ids"][row, :len(t.token_ids)].tolist() == t.token_ids
+        assert batch["input_ids"][row, : len(t.token_ids)].tolist() == t.token_ids
     with torch.no_grad():
         logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"], chunk=29)
     mask = batch["action_mask"].bool()
@@ -98,16 +109,30 @@ def test_continuation_from_a_prefix_never_re_tokenizes(engine_and_trajs, bpe_cha
 def test_one_train_step_on_gsm_with_a_tiny_chat_model(bpe_chat_policy, tmp_path):
     import json
 
-    from elpo_min import Config
-    from elpo_min.train import train
+    from elpo_min.launch import load_config, run_training
 
     _, _, folder = bpe_chat_policy
-    cfg = Config.load(None, {"model": str(folder), "task": "gsm", "steps": 1, "prompts_per_step": 2,
-                             "n_total": 4, "b_max": 2, "eval_problems": 2, "max_new_tokens": 24,
-                             "max_turns": 2, "out_dir": str(tmp_path / "run"), "progress": False,
-                             "threads": 1})
-    result = train(cfg)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    cfg = load_config(
+        None,
+        {
+            "model": str(folder),
+            "task": "gsm",
+            "steps": 1,
+            "prompts_per_step": 2,
+            "n_total": 4,
+            "b_max": 2,
+            "eval_problems": 2,
+            "max_new_tokens": 24,
+            "max_turns": 2,
+            "out_dir": str(tmp_path / "run"),
+            "progress": False,
+            "threads": 1,
+        },
+    )
+    result = run_training(cfg)
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     step = next(r for r in records if r["step"] == 1 and "loss" in r)
     assert step["rollouts_per_prompt"] == 4 and result["steps"] == 1
     assert (tmp_path / "run" / "checkpoint" / "model" / "tokenizer.json").is_file()

@@ -1,36 +1,31 @@
 """The Python tool: run model-written code in a fresh, limited interpreter.
 
-Every call starts a new ``python -I -S`` subprocess in a throwaway directory and
-returns a :class:`ToolResult`. Design choices, and what they buy:
+Every call starts a new ``python -I -S`` subprocess in a throwaway directory and returns a
+:class:`~elpo_min.tool.ToolResult`. Design choices, and what they buy:
 
-* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered, so
-  what was printed before a timeout survives it; the process group gets SIGKILL after.
+* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered, so what was
+  printed before a timeout survives it; the process group gets SIGKILL after.
 * **rlimits.** Address space, CPU seconds, file size (an output bomb stops at
   ``max_output_bytes``), no core files. **Scrubbed environment**, stdin at EOF.
-* **Audit hook (PEP 578).** A hook refuses process creation, signals to other processes,
-  ctypes' library loading, symbol lookups and foreign calls (importing ctypes is allowed:
-  sympy needs its types), and any write, delete, rename or chmod outside the directory.
+* **Audit hook (PEP 578).** A hook refuses process creation, signals to other processes, ctypes'
+  library loading, symbol lookups and foreign calls (importing ctypes is allowed: sympy needs its
+  types), and any write, delete, rename or chmod outside the directory.
 * **Notebook semantics.** A final bare expression is printed, like a REPL (``2**100``).
-* **State across calls, by replay.** The earlier blocks of a trajectory that succeeded
-  are replayed first, output hidden, so a later block sees their variables; each call
-  keeps its own process and limits, and a failed call cannot poison the next.
-* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy``, ``sympy`` come
-  from the parent's site-packages; a refused import raises ImportError, which libraries
-  probing for optional modules handle.
+* **State across calls, by replay.** The earlier blocks of a trajectory that succeeded are
+  replayed first, output hidden, so a later block sees their variables; each call keeps its own
+  process and limits, and a failed call cannot poison the next.
+* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy``, ``sympy`` come from
+  the parent's site-packages; a refused import raises ImportError, which libraries probing for
+  optional modules handle.
 
 Not protected against: a way around an audit hook from pure Python (a guard rail, not a
-security boundary), reading files the user can read, network access. Model output in RL
-is buggy rather than hostile; run untrusted code at scale inside a container.
-
-:func:`safe_arith` is the toy world's executor: pure integer arithmetic in-process,
-because a subprocess per call (~12 ms) would dominate a CPU training step.
+security boundary), reading files the user can read, network access. Model output in RL is
+buggy rather than hostile; run untrusted code at scale inside a container.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import operator
 import os
 import resource
 import shutil
@@ -39,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+
+from .result import ToolResult
 
 # Runs inside the child: install the audit hook, then exec the snippet REPL-style.
 _RUNNER = r"""
@@ -49,7 +45,8 @@ _root = os.path.realpath(os.getcwd())
 _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _DENY = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
          "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlopen",
-         "ctypes.dlsym", "ctypes.call_function", "pty.spawn", "os.setuid", "socket.connect", "socket.bind"}
+         "ctypes.dlsym", "ctypes.call_function", "pty.spawn", "os.setuid", "socket.connect",
+         "socket.bind"}
 _PATHS = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown",
           "os.link", "os.symlink", "os.mkdir", "os.utime", "shutil.rmtree", "shutil.move"}
 _BANNED_IMPORTS = {"multiprocessing", "_multiprocessing"}
@@ -94,27 +91,6 @@ if _last is not None:
 _RUNNER = _RUNNER.replace("SITE_PATHS", repr([p for p in sys.path if p.endswith("-packages")]))
 
 
-@dataclass
-class ToolResult:
-    """What one tool call produced: ``stdout`` (its head when ``truncated``), ``error`` (the
-    traceback's last line, ``"ZeroDivisionError: division by zero"``, or a sandbox message:
-    timeout, output limit, crash; None on success), ``timed_out`` (the wall-clock limit hit)."""
-
-    stdout: str
-    error: str | None = None
-    timed_out: bool = False
-    truncated: bool = False
-
-    def render(self) -> str:
-        """The text the model sees: stdout, then the error line if any."""
-        parts = [self.stdout.rstrip("\n")] if self.stdout.strip() else []
-        if self.truncated:
-            parts.append("...[output truncated]")
-        if self.error:
-            parts.append(self.error)
-        return "\n".join(parts)
-
-
 def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     """preexec_fn: runs in the child between fork and exec."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
@@ -123,8 +99,13 @@ def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
-               max_output_bytes: int = 4096, history: list[str] | tuple = ()) -> ToolResult:
+def run_python(
+    code: str,
+    timeout_s: float = 5.0,
+    memory_mb: int = 512,
+    max_output_bytes: int = 4096,
+    history: list[str] | tuple = (),
+) -> ToolResult:
     """Run ``code`` in a fresh sandboxed interpreter.
 
     Args:
@@ -145,13 +126,23 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         file_limit = max_output_bytes + 65536
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-u", "-c", _RUNNER], cwd=workdir, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-                                             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                [sys.executable, "-I", "-S", "-u", "-c", _RUNNER],
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env={
+                    "PATH": "/usr/bin:/bin",
+                    "LANG": "C.UTF-8",
+                    "OPENBLAS_NUM_THREADS": "1",
+                    "OMP_NUM_THREADS": "1",
+                },
                 start_new_session=True,
-                preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit))
+                preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit),
+            )
             try:
-                timed_out = proc.wait(timeout=timeout_s) is None  # False: wait returns the exit code
+                # False: wait returns the exit code
+                timed_out = proc.wait(timeout=timeout_s) is None
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
@@ -177,7 +168,10 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         elif rc < 0:
             error = f"CrashError: killed by {signal.Signals(-rc).name}"
         elif rc != 0:
-            error = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), f"Error: exit status {rc}")
+            error = next(
+                (ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()),
+                f"Error: exit status {rc}",
+            )
         else:
             error = None
         return ToolResult(stdout=stdout, error=error, timed_out=timed_out, truncated=truncated)
@@ -185,52 +179,33 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def safe_arith(code: str, max_digits: int = 64) -> ToolResult:
-    """Evaluate pure integer arithmetic (``+ - * // %``, parentheses) in-process. Errors read
-    like Python's own (``SyntaxError: ...``, ``ZeroDivisionError: ...``), as under
-    :func:`run_python`; anything else (names, calls, floats, ``**``) is an error, never run."""
-    def ev(node):
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            value = _BINOPS[type(node.op)](ev(node.left), ev(node.right))
-            if len(str(abs(value))) > max_digits:
-                raise OverflowError(f"result has more than {max_digits} digits")
-            return value
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return _UNARY[type(node.op)](ev(node.operand))
-        raise TypeError(f"unsupported expression: {ast.dump(node)[:40]}")
-
-    try:
-        tree = ast.parse(code.strip(), mode="eval")
-        return ToolResult(stdout=f"{ev(tree.body)}\n")
-    except SyntaxError as e:
-        return ToolResult(stdout="", error=f"SyntaxError: {e.msg}")
-    except Exception as e:  # the message is the tool's output, as in a traceback
-        return ToolResult(stdout="", error=f"{type(e).__name__}: {e}")
-
-
-def run_many(codes: list[str], executor: str = "python", max_workers: int = 2,
-             histories: list | None = None, **limits) -> list[ToolResult]:
+def run_many(
+    codes: list[str], histories: list | None = None, max_workers: int = 2, **limits
+) -> list[ToolResult]:
     """Run a batch of snippets through a bounded worker pool, results in input order.
 
     Args:
         codes, histories: per pending tool call, its snippet and the earlier blocks to replay.
-        executor: ``"python"`` (:func:`run_python`) or ``"arith"`` (:func:`safe_arith`).
-        max_workers: concurrent sandboxes (at most the free cores); **limits: for :func:`run_python`.
+        max_workers: concurrent sandboxes (at most the free cores).
+        **limits: for :func:`run_python`.
     """
-    if executor == "arith":
-        return [safe_arith(c) for c in codes]
-    if executor != "python":
-        raise ValueError(f"unknown executor {executor!r}; use 'python' or 'arith'")
     histories = histories or [()] * len(codes)
     if len(codes) <= 1:
         return [run_python(c, history=h, **limits) for c, h in zip(codes, histories)]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        return list(pool.map(lambda ch: run_python(ch[0], history=ch[1], **limits), zip(codes, histories)))
+        calls = [pool.submit(run_python, c, history=h, **limits) for c, h in zip(codes, histories)]
+        return [call.result() for call in calls]
 
+
+class PythonTool:
+    """The rollout engine's tool for real models: :func:`run_many` with fixed limits."""
+
+    def __init__(self, max_workers: int = 2, timeout_s: float = 5.0):
+        self.max_workers = max_workers
+        self.timeout_s = timeout_s
+
+    def __call__(self, codes: list[str], histories: list) -> list[ToolResult]:
+        return run_many(codes, histories, self.max_workers, timeout_s=self.timeout_s)
+
+    def __repr__(self) -> str:
+        return f"python sandbox ({self.max_workers} workers, {self.timeout_s:g} s per call)"

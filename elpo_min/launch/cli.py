@@ -1,0 +1,246 @@
+"""The command line: ``python -m elpo_min {demo,train,eval,warmup,cold-start,make-data}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DESCRIPTION = (
+    "ELPO (Error-Localized Policy Optimization) for tool-using LLM agents, small and readable."
+)
+
+
+def cmd_demo(args, overrides: dict) -> None:
+    """The main job: ELPO on the shipped tiny policy, CPU-sized, with before/after."""
+    from .build import run_training
+    from .config_io import load_config
+
+    start = time.perf_counter()
+    cfg = load_config(None, {"out_dir": "runs/demo", **overrides})
+    print(
+        f"ELPO on the toy TIR world: {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
+        f"N_total={cfg.n_total} rollouts, held-out pass@1 on {cfg.eval_problems} problems"
+    )
+    result = run_training(cfg)
+    elapsed = time.perf_counter() - start
+    print(f"log: {result['log']}   curve: {cfg.out_dir}/learning_curve.png   ({elapsed:.0f} s)")
+    before, after = result["before"]["success_rate"], result["after"]["success_rate"]
+    print(f"held-out success: {before:.1%} -> {after:.1%}")
+
+
+def cmd_train(args, overrides: dict) -> None:
+    from .build import run_training
+    from .config_io import load_config
+
+    cfg = load_config(args.config, overrides)
+    result = run_training(cfg, resume=args.resume)
+    before = f"{result['before']['success_rate']:.1%} -> " if result["before"] else ""
+    print(f"log: {result['log']}   curve: {cfg.out_dir}/learning_curve.png")
+    print(f"held-out success: {before}{result['after']['success_rate']:.1%}")
+
+
+def print_error_histogram(hist: dict) -> None:
+    """The failed trajectories by the oracle's first wrong step, as a bar per step."""
+    if not hist:
+        return
+    print("failed trajectories by the oracle's first wrong step:")
+    total = max(sum(hist.values()), 1)
+    for step, count in hist.items():
+        label = f"step {step}" if step != "none" else "no wrong output"
+        print(f"  {label:>15}: {'#' * round(40 * count / total):<40} {count}")
+
+
+def cmd_eval(args, overrides: dict) -> None:
+    import torch
+
+    from ..diagnostics import evaluate, render_trajectory
+    from ..models import load_policy
+    from ..tasks import load_task
+    from .build import executor_name, make_engine, uses_chat_format
+    from .config_io import load_config
+
+    start = time.perf_counter()
+    cfg = load_config(args.config, {**overrides, "eval_problems": args.problems})
+    task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_policy(cfg.model, gguf_file=cfg.gguf_file, dtype=cfg.dtype)
+    model.eval()
+    engine = make_engine(model, tokenizer, task, cfg)
+    k = args.k
+    summary = evaluate(engine, task.test, k=k, progress=cfg.progress)
+    tool = executor_name(task, uses_chat_format(tokenizer, cfg), cfg)
+    print(
+        f"held-out problems: {len(task.test)} x {k} samples  (task: {cfg.task}, policy: "
+        f"{cfg.model}, format: {engine.fmt.style}, tool: {tool})"
+    )
+    print(
+        f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"
+        f"   maj@{k}: {summary[f'maj@{k}']:.1%}"
+    )
+    print(
+        f"tool calls per problem: {summary['tool_calls_per_problem']:.2f}   per solved: "
+        f"{summary['tool_calls_per_solved']:.2f}   truncated: {summary['truncated_rate']:.1%}"
+    )
+    print(
+        f"format compliance (turns that parse): {summary['format_ok']:.1%}   sandbox errors: "
+        f"{summary['tool_error_rate']:.1%} of calls"
+    )
+    print("answers: " + ", ".join(f"{name} {count}" for name, count in summary["outcomes"].items()))
+    print_error_histogram(summary["first_error_hist"])
+    trajs = [t for group in summary["trajectories"] for t in group]
+    example = max(trajs, key=lambda t: (t.success, t.num_steps > 0, t.answer is not None))
+    print("one trajectory (tool outputs in colour):")
+    print(render_trajectory(example, tokenizer, color=sys.stdout.isatty()))
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+def cmd_warmup(args, overrides: dict) -> None:
+    import torch
+
+    from ..sft import warmup
+    from ..tasks import data_dir
+
+    torch.set_num_threads(args.threads)
+    options = {
+        k: v for k, v in vars(args).items() if k not in ("command", "threads", "out", "debug")
+    }
+    print(warmup(args.out or data_dir() / "tiny_policy", **options))
+
+
+def cmd_cold_start(args, overrides: dict) -> None:
+    """Cold start before RL: fenced-TIR demonstrations of the chat-form toy task."""
+    import json
+    import random
+
+    import torch
+
+    from .. import toy
+    from ..models import load_policy
+    from ..sft import chat_example, cold_start, demo_pieces
+    from ..sft.warmup import reproducing_command
+    from ..tasks import FencedFormat, chat_question, held_out
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    rng = random.Random(args.seed)
+    test_problems = held_out()
+    model, tokenizer = load_policy(args.model)
+    fmt = FencedFormat.for_chat(tokenizer)
+    generated = toy.generate_problems(args.examples, seed=20_000 + args.seed, prefix="cold")
+    problems = [p for p in generated if (p.start, p.ops) not in test_problems]
+    examples = []
+    for p in problems:
+        pieces = demo_pieces(p, rng, args.p_copy_error, args.p_syntax_error, fenced=True)
+        examples.append(chat_example(fmt, tokenizer, chat_question(p), pieces))
+    pad_id = tokenizer.pad_token_id
+    losses = cold_start(model, examples, args.steps, args.lr, args.batch_size, pad_id, args.seed)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "debug")}
+    record = {
+        "command": reproducing_command("cold-start", options),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "minutes": round((time.perf_counter() - start) / 60, 2),
+    }
+    Path(args.out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(record)
+
+
+def cmd_make_data(args, overrides: dict) -> None:
+    from ..tasks import make_data, make_gsm_data
+
+    if args.task == "toy":
+        make_data(args.out)
+    else:
+        make_gsm_data(args.out)
+    print(f"wrote the {args.task} splits to {args.out or 'the data folder'}")
+
+
+def add_options(parser, **defaults) -> None:
+    """``--name`` for each default, typed like it (None defaults take strings)."""
+    for name, default in defaults.items():
+        kind = str if default is None else type(default)
+        parser.add_argument(f"--{name}", type=kind, default=default)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m elpo_min", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="the main job: train the shipped tiny policy with ELPO on CPU")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a policy on held-out problems: eval [--problems N] [--k K] "
+        "[--key value ...] (Config keys: --model, --task, --max_new_tokens, ...)",
+    )
+    p.add_argument("--config", default=None, help="YAML file of Config fields")
+    p.add_argument("--problems", type=int, default=200)
+    p.add_argument("--k", type=int, default=4)
+    sft = {"p_copy_error": 0.1, "p_syntax_error": 0.1, "seed": 0, "threads": 2}
+    p = sub.add_parser(
+        "warmup", help="supervised warm-up of the tiny policy (--init: continue one)"
+    )
+    add_options(
+        p,
+        out=None,
+        steps=1500,
+        batch_size=64,
+        lr=1e-3,
+        init=None,
+        time_limit_s=0.0,
+        eval_problems=400,
+        min_ops=3,
+        max_ops=6,
+        hard_digits=0,
+        p_hard_error=0.0,
+        test_data=None,
+        **sft,
+    )
+    p = sub.add_parser(
+        "cold-start", help="supervised pass of a chat model on fenced-TIR toy demonstrations"
+    )
+    add_options(
+        p,
+        model="smollm2-135m",
+        out="runs/cold_start",
+        steps=60,
+        batch_size=8,
+        lr=1e-4,
+        examples=512,
+        **sft,
+    )
+    p = sub.add_parser(
+        "make-data", help="regenerate data/toy_*.jsonl (or gsm_*.jsonl) byte for byte"
+    )
+    p.add_argument("--out", default=None, help="folder (default: the shipped data folder)")
+    p.add_argument("--task", default="toy", choices=["toy", "gsm"])
+    p = sub.add_parser(
+        "train", help="train with ELPO or GRPO: train [--config F] [--resume] [--key value ...]"
+    )
+    p.add_argument("--config", default=None, help="YAML file of Config fields")
+    p.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint")
+    return parser
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "warmup": cmd_warmup,
+    "cold-start": cmd_cold_start,
+    "make-data": cmd_make_data,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .config_io import parse_overrides
+
+    parser = make_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("train", "eval"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    COMMANDS[args.command](args, parse_overrides(rest))

@@ -43,7 +43,10 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float = 1.0):
         token [B, 1], its log-prob [B] and the entropy [B] of the tempered distribution
         (both before top-p: the distribution training recomputes).
     """
-    log_probs = (logits.float() / temperature).log_softmax(-1)  # [B, V]
+    scaled = logits.float() / temperature  # [B, V]
+    # log_softmax in float32 can drop a peaked distribution's tail from the normalizer (each
+    # term below 6e-8 of the top one vanishes in a vectorized running sum); logsumexp keeps it
+    log_probs = scaled - scaled.logsumexp(-1, keepdim=True)  # [B, V]
     probs = log_probs.exp()  # [B, V]
     entropy = token_entropy(log_probs)  # [B]
     if top_p < 1.0:
@@ -63,6 +66,16 @@ def cache_keyword(model) -> str:
     base = getattr(model, "get_base_model", lambda: model)()
     takes_cache = any("cache" in inspect.signature(m.forward).parameters for m in (model, base))
     return "cache" if takes_cache else "past_key_values"
+
+
+def end_token_ids(model, tokenizer) -> set[int]:
+    """Every id that ends a turn: the tokenizer's end-of-sequence and each of the model's
+    (Qwen's generation config lists <|im_end|> and <|endoftext|>)."""
+    ends = {tokenizer.eos_token_id}
+    for config in (getattr(model, "generation_config", None), model.config):
+        ids = getattr(config, "eos_token_id", None)
+        ends.update(ids if isinstance(ids, (list, tuple)) else [ids])
+    return {i for i in ends if i is not None}
 
 
 def context_length(model) -> int:
@@ -206,7 +219,7 @@ class RolloutEngine:
         self.pad_id = pad_id if pad_id is not None else tokenizer.eos_token_id
         self.decoder = decoder(model, temperature=temperature, top_p=top_p, pad_id=self.pad_id)
         # stops(sampled ids of a turn) -> does the turn end at its last token?
-        self.stops = self.fmt.stop_rule(tokenizer, {tokenizer.eos_token_id})
+        self.stops = self.fmt.stop_rule(tokenizer, end_token_ids(model, tokenizer))
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -285,8 +298,11 @@ class RolloutEngine:
                 traj.truncated = answer is None or (not turn.stopped and code is not None)
 
     def _append_output(self, traj: Trajectory, output: str) -> None:
-        """Append a tool output as context (mask 0), tokenized once."""
-        ids = self.encode(self.fmt.output_text(output))
+        """Append a tool output as context (mask 0), tokenized once, framed to read on from
+        the text of the turn that called the tool."""
+        turn = traj.turns[-1]
+        turn_text = self.tokenizer.decode(traj.token_ids[turn.start : turn.end])
+        ids = self.encode(self.fmt.output_text(output, turn_text))
         traj.token_ids += ids
         traj.action_mask += [0] * len(ids)
         traj.logprobs += [0.0] * len(ids)

@@ -125,8 +125,8 @@ class TurnFormat:
         """The prompt: the toy's question as it is."""
         return question
 
-    def output_text(self, output: str) -> str:
-        """The tool output as it is appended to the context."""
+    def output_text(self, output: str, turn_text: str = "") -> str:
+        """The tool output as it is appended after a turn whose text is ``turn_text``."""
         return self.output_open + output + self.output_close
 
     def stop_rule(self, tokenizer, end_ids: set[int]) -> Callable[[list[int]], bool]:

@@ -126,8 +126,9 @@ def test_sampler_draws_what_multinomial_draws():
         torch.manual_seed(7)
         expected = torch.multinomial(probs, 1)
         assert torch.equal(token, expected)
-        assert torch.allclose(logp, log_probs.gather(-1, expected).squeeze(-1))
-        assert torch.allclose(entropy, -(log_probs.exp() * log_probs).sum(-1))
+        exact = (logits.double() / 0.7).log_softmax(-1)  # [B, V]
+        assert torch.allclose(logp.double(), exact.gather(-1, expected).squeeze(-1), atol=1e-6)
+        assert torch.allclose(entropy.double(), -(exact.exp() * exact).sum(-1), atol=1e-6)
 
 
 def test_prefix_bounds(sampled):

@@ -24,6 +24,8 @@ def chat_example(
     The prompt (``fmt.prompt_text``), then each ``(assistant text, tool output or None)`` of
     ``pieces`` and its framed output, each encoded on its own, so the ids at every turn boundary
     are the ones RL will see. The mask is 1 on assistant tokens and the closing end-of-sequence.
+    A chat template is applied to the question only: text a template inserts into finished
+    assistant messages (Qwen3's empty ``<think>`` block) never reaches a demonstration.
     """
     encode = partial(tokenizer.encode, add_special_tokens=False)
     ids = encode(fmt.prompt_text(tokenizer, question))
@@ -32,7 +34,7 @@ def chat_example(
         ids += encode(text)
         mask += [1] * (len(ids) - len(mask))
         if output is not None:
-            ids += encode(fmt.output_open + output + fmt.output_close)
+            ids += encode(fmt.output_text(output, text))
             mask += [0] * (len(ids) - len(mask))
     return ids + [tokenizer.eos_token_id], mask + [1]
 

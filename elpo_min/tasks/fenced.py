@@ -72,6 +72,19 @@ class FencedFormat(TurnFormat):
         messages.append({"role": "user", "content": question})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def output_text(self, output: str, turn_text: str = "") -> str:
+        """The output block, framed so that the context reads exactly as the model's own text.
+
+        The canonical text is ``...```\n```output\n...``. A tokenizer may close the code block
+        with a token that holds more than the backticks (Qwen's ``"`\n"``); whatever the turn
+        wrote after its closing ``` is the start of the opening, and is not written twice.
+        """
+        after_close = turn_text[turn_text.rfind(self.call_close) + len(self.call_close) :]
+        opening = self.output_open
+        if self.call_close in turn_text and opening.startswith(after_close):
+            opening = opening[len(after_close) :]
+        return opening + output + self.output_close
+
     def stop_rule(self, tokenizer, end_ids: set[int]) -> Callable[[list[int]], bool]:
         """The turn ends at an end id or where a python block is complete.
 

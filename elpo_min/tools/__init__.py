@@ -14,5 +14,5 @@ It sits outside the core because the engine takes whichever tool the task needs;
 """
 
 from .arith import run_arith, safe_arith
-from .python_sandbox import PythonTool, run_many, run_python
+from .python_sandbox import PythonTool, os_layers, run_many, run_python
 from .result import ToolResult

@@ -1,94 +1,73 @@
-"""The Python tool: run model-written code in a fresh, limited interpreter.
+"""The Python tool: run model-written code in a fresh, confined interpreter.
 
-Every call starts a new ``python -I -S`` subprocess in a throwaway directory and returns a
-:class:`~elpo_min.tool.ToolResult`. Design choices, and what they buy:
+Every call starts a new ``python -I -S`` process in a throwaway directory
+(:mod:`~elpo_min.tools.sandbox_child` runs inside it) and returns a
+:class:`~elpo_min.tools.ToolResult`. What the project promises, whatever the code does: the
+caller survives, nothing outside the sandbox's directory changes, no process it started outlives
+the call, and :func:`run_python` returns within its timeout plus a small slack, never raises, and
+leaves no directory behind. The layers that keep the promise, outermost first:
 
-* **Fresh process, new session.** Nothing leaks between calls; output is unbuffered, so what was
-  printed before a timeout survives it; the process group gets SIGKILL after.
-* **rlimits.** Address space, CPU seconds, file size (an output bomb stops at
-  ``max_output_bytes``), no core files. **Scrubbed environment**, stdin at EOF.
-* **Audit hook (PEP 578).** A hook refuses process creation, signals to other processes, ctypes'
-  library loading, symbol lookups and foreign calls (importing ctypes is allowed: sympy needs its
-  types), and any write, delete, rename or chmod outside the directory.
-* **Notebook semantics.** A final bare expression is printed, like a REPL (``2**100``).
-* **State across calls, by replay.** The earlier blocks of a trajectory that succeeded are
-  replayed first, output hidden, so a later block sees their variables; each call keeps its own
-  process and limits, and a failed call cannot poison the next.
-* **The usual imports.** ``math``, ``fractions``, ``itertools``, ``numpy``, ``sympy`` come from
-  the parent's site-packages; a refused import raises ImportError, which libraries probing for
-  optional modules handle.
+* **OS confinement the code cannot undo** (Linux; see the child's docstring for the details):
+  no new privileges, no capabilities, Landlock (writes only beneath the sandbox's directory,
+  Linux 5.13+), and a seccomp filter (no signals or ``pidfd``/``prlimit``/``ptrace`` towards
+  other processes, no process creation but threads, no ``exec``, ``chmod``, ``chown``,
+  ``mknod``, extended attributes, network sockets, mounts or namespaces; x86_64 and aarch64).
+  Where the kernel lacks a layer, :func:`os_layers` warns once and the sandbox runs with the rest.
+* **rlimits**: address space, CPU seconds, file size (an output bomb stops at
+  ``max_output_bytes``), no core files; a scrubbed environment; stdin at EOF.
+* **The caller holds the output files**: stdout and stderr are unnamed files the parent opened,
+  so the code can neither swap them (a FIFO, a directory) nor make the parent wait on them.
+* **An audit hook (PEP 578)**, the portable first line: it refuses process creation, signals,
+  foreign calls and writes outside; pure Python can get around it, so it is not the boundary.
 
-Not protected against: a way around an audit hook from pure Python (a guard rail, not a
-security boundary), reading files the user can read, network access. Model output in RL is
-buggy rather than hostile; run untrusted code at scale inside a container.
+State across calls is replay: the earlier blocks of a trajectory that succeeded run first, their
+output hidden down to file descriptors 1 and 2, so a later block sees their variables; each call
+keeps its own process and limits. ``math``, ``fractions``, ``itertools``, ``numpy`` and ``sympy``
+import from the parent's site-packages. Not protected against: reading files the user can read,
+and, where the OS layers are missing, a determined escape from the audit hook. Run untrusted
+code at scale inside a container.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import sandbox_child
 from .result import ToolResult
 
-# Runs inside the child: install the audit hook, then exec the snippet REPL-style.
-_RUNNER = r"""
-import ast, os, sys
-_root = os.path.realpath(os.getcwd())
-_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-_DENY = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-         "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlopen",
-         "ctypes.dlsym", "ctypes.call_function", "pty.spawn", "os.setuid", "socket.connect",
-         "socket.bind"}
-_PATHS = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown",
-          "os.link", "os.symlink", "os.mkdir", "os.utime", "shutil.rmtree", "shutil.move"}
-_BANNED_IMPORTS = {"multiprocessing", "_multiprocessing"}
-import _posixsubprocess  # sympy imports subprocess; its fork_exec raises no audit event
-def _no_processes(*args, **kwargs):
-    raise PermissionError("sandbox: starting processes is not allowed")
-_posixsubprocess.fork_exec = _no_processes
-def _inside(p):
-    if isinstance(p, int):
-        return True
-    return os.path.realpath(os.fsdecode(p)).startswith(_root + os.sep)
-def _hook(event, args):
-    if event == "ctypes.dlopen" and args[0] is None:  # `import ctypes` opens the process itself
-        return
-    if event in _DENY:
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "import" and args[0].split(".")[0] in _BANNED_IMPORTS:  # ImportError: numpy copes
-        raise ImportError(f"sandbox: importing {args[0]} is not allowed")
-    if event == "open" and args[2] & _WRITE and not _inside(args[0]):
-        raise PermissionError(f"sandbox: writing {args[0]} is outside the sandbox")
-    if event in _PATHS and not all(_inside(a) for a in args[:2] if isinstance(a, (str, bytes))):
-        raise PermissionError(f"sandbox: {event} outside the sandbox")
-sys.path += SITE_PATHS  # math, numpy, sympy: what TIR models import
-sys.addaudithook(_hook)
-del _hook
-import contextlib, io, json
-_ns = {"__name__": "__main__"}
-for _block in json.load(open("history.json")):  # earlier calls of this trajectory, output hidden
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(_block, "<history>", "exec"), _ns)
-    except BaseException:
-        pass
-_tree = ast.parse(open("snippet.py").read())
-_last = _tree.body.pop() if _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
-exec(compile(_tree, "<tool>", "exec"), _ns)
-if _last is not None:
-    _value = eval(compile(ast.Expression(_last.value), "<tool>", "eval"), _ns)
-    if _value is not None:
-        print(repr(_value))
-"""
-_RUNNER = _RUNNER.replace("SITE_PATHS", repr([p for p in sys.path if p.endswith("-packages")]))
+CHILD = Path(sandbox_child.__file__)
+ALL_LAYERS = tuple(sandbox_child.LAYERS)
+SITE_PATHS = [p for p in sys.path if p.endswith("-packages")]
+ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
+# seconds granted past the timeout to kill the child and collect its output
+KILL_SLACK_S = 1.0
+
+
+@functools.cache
+def os_layers() -> tuple[str, ...]:
+    """The OS layers this machine offers; the first call warns about those it lacks."""
+    found = tuple(sandbox_child.available_layers())
+    missing = [layer for layer in ALL_LAYERS if layer not in found]
+    if missing:
+        system = f"{platform.system()} {platform.release()} on {platform.machine()}"
+        warnings.warn(
+            f"sandbox: {', '.join(missing)} not available on {system}; model code runs with "
+            f"{', '.join(found) or 'no OS layer'}, rlimits and the audit hook",
+            stacklevel=2,
+        )
+    return found
 
 
 def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
@@ -99,6 +78,86 @@ def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _remove(workdir: str) -> None:
+    """Remove the throwaway directory, making entries writable where a removal fails."""
+
+    def retry(function, path, _):
+        os.chmod(os.path.dirname(path), 0o700)
+        function(path)
+
+    try:
+        shutil.rmtree(workdir, onerror=retry)
+    except OSError:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _error(rc: int, timed_out: bool, stderr: str, timeout_s: float, file_limit: int) -> str | None:
+    """The error line the model sees, from how the child ended."""
+    if timed_out:
+        return f"TimeoutError: the code ran longer than {timeout_s:g} s"
+    if rc == -signal.SIGXFSZ:
+        return f"OutputLimitError: output exceeded {file_limit} bytes"
+    if rc == -signal.SIGXCPU:
+        return "TimeoutError: CPU time limit exceeded"
+    if rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.valid_signals() else f"signal {-rc}"
+        return f"CrashError: killed by {name}"
+    if rc != 0:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"Error: exit status {rc}"
+    return None
+
+
+def _run(code: str, timeout_s: float, memory_mb: int, max_output_bytes: int, history) -> ToolResult:
+    workdir = tempfile.mkdtemp(prefix="elpo_sandbox_")
+    try:
+        # a lone surrogate cannot be written as UTF-8: the child then reports a decode error
+        Path(workdir, "snippet.py").write_bytes(code.encode("utf-8", "surrogatepass"))
+        config = {
+            "layers": list(os_layers()),
+            "site_paths": SITE_PATHS,
+            "history": list(history),
+            "snippet": "snippet.py",
+        }
+        Path(workdir, "config.json").write_text(json.dumps(config))
+        file_limit = max_output_bytes + 65536
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-u", str(CHILD), "config.json"],
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=ENVIRONMENT,
+                start_new_session=True,
+                preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit),
+            )
+            try:
+                proc.wait(timeout=timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                # the timed-out code, or anything it left behind in its process group
+                for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+                    try:
+                        kill()
+                    except OSError:
+                        pass
+                proc.wait(timeout=KILL_SLACK_S)
+            size = os.fstat(out.fileno()).st_size
+            out.seek(0)
+            head = out.read(max_output_bytes + 1)
+            err.seek(max(0, os.fstat(err.fileno()).st_size - 4096))
+            stderr = err.read().decode("utf-8", "replace")
+        stdout = head[:max_output_bytes].decode("utf-8", "replace")
+        truncated = size > max_output_bytes
+        error = _error(proc.returncode, timed_out, stderr, timeout_s, file_limit)
+        return ToolResult(stdout=stdout, error=error, timed_out=timed_out, truncated=truncated)
+    finally:
+        _remove(workdir)
+
+
 def run_python(
     code: str,
     timeout_s: float = 5.0,
@@ -106,77 +165,23 @@ def run_python(
     max_output_bytes: int = 4096,
     history: list[str] | tuple = (),
 ) -> ToolResult:
-    """Run ``code`` in a fresh sandboxed interpreter.
+    """Run ``code`` in a fresh confined interpreter.
 
     Args:
         code: Python source; a final bare expression is printed like a REPL.
         history: earlier blocks of the same trajectory, replayed first with their output
             hidden, so ``code`` sees their variables (the limits cover the replay too).
-        timeout_s, memory_mb: wall-clock limit (then the process group is killed); address space.
+        timeout_s, memory_mb: wall-clock limit (then the process is killed); address space.
         max_output_bytes: stdout kept for the model (head), also the file-size limit.
 
     Returns:
-        A :class:`ToolResult`; this function never raises for anything the code does.
+        A :class:`ToolResult`. Whatever the code does, this returns within ``timeout_s`` plus a
+        second or so and never raises: a failure of the sandbox itself is a ``SandboxError``.
     """
-    workdir = tempfile.mkdtemp(prefix="elpo_sandbox_")
     try:
-        Path(workdir, "snippet.py").write_text(code)
-        Path(workdir, "history.json").write_text(json.dumps(list(history)))
-        out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
-        file_limit = max_output_bytes + 65536
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-u", "-c", _RUNNER],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env={
-                    "PATH": "/usr/bin:/bin",
-                    "LANG": "C.UTF-8",
-                    "OPENBLAS_NUM_THREADS": "1",
-                    "OMP_NUM_THREADS": "1",
-                },
-                start_new_session=True,
-                preexec_fn=lambda: _limit_child(memory_mb, int(timeout_s) + 1, file_limit),
-            )
-            try:
-                # False: wait returns the exit code
-                timed_out = proc.wait(timeout=timeout_s) is None
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                try:  # kill the group: the timed-out code, or anything it left behind
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
-        with open(out_path, "rb") as f:
-            head = f.read(max_output_bytes + 1)
-        with open(err_path, "rb") as f:
-            f.seek(max(0, os.path.getsize(err_path) - 4096))
-            stderr = f.read().decode("utf-8", "replace")
-        truncated = len(head) > max_output_bytes or os.path.getsize(out_path) > max_output_bytes
-        stdout = head[:max_output_bytes].decode("utf-8", "replace")
-        rc = proc.returncode
-        if timed_out:
-            error = f"TimeoutError: the code ran longer than {timeout_s:g} s"
-        elif rc == -signal.SIGXFSZ:
-            error = f"OutputLimitError: output exceeded {file_limit} bytes"
-        elif rc == -signal.SIGXCPU:
-            error = "TimeoutError: CPU time limit exceeded"
-        elif rc < 0:
-            error = f"CrashError: killed by {signal.Signals(-rc).name}"
-        elif rc != 0:
-            error = next(
-                (ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()),
-                f"Error: exit status {rc}",
-            )
-        else:
-            error = None
-        return ToolResult(stdout=stdout, error=error, timed_out=timed_out, truncated=truncated)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        return _run(code, timeout_s, memory_mb, max_output_bytes, history)
+    except Exception as e:
+        return ToolResult(stdout="", error=f"SandboxError: {type(e).__name__}: {e}")
 
 
 def run_many(

@@ -1,0 +1,367 @@
+"""The sandbox's child: confine this process, then run one snippet REPL-style.
+
+Run as ``python -I -S -u sandbox_child.py config.json`` in the throwaway directory, so it uses
+the standard library only. Before any model code runs it puts up, in order, every layer the
+parent asked for; none can be undone by the code that follows:
+
+* ``no_new_privs``: nothing this process starts may gain privileges;
+* ``capabilities``: drop every capability (a root child is then an ordinary user as far as
+  chattr, chown, raw sockets and the like go);
+* ``landlock`` (Linux 5.13+): writing, creating, removing, renaming and truncating files is
+  allowed beneath the sandbox's directory only, whichever way the path is reached (``dir_fd``,
+  ``/proc/<pid>/...``, a file descriptor opened earlier);
+* ``seccomp`` (x86_64 and aarch64): the system calls that reach other processes or change the
+  system fail with EPERM: signals and ``pidfd_*`` towards other processes, ``prlimit`` of
+  another process, ``ptrace``, process creation other than threads, ``exec``, extended
+  attributes, ``chmod``/``chown``/``utime``, ``mknod``, sockets other than Unix ones, mounts,
+  namespaces, kernel keys, BPF, io_uring.
+
+Then the portable first line, a PEP 578 audit hook, and the snippet.
+"""
+
+import ast
+import contextlib
+import ctypes
+import io
+import json
+import os
+import platform
+import struct
+import sys
+
+# Linux constants (include/uapi): prctl options, capability header, landlock, seccomp
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+CAPABILITY_VERSION_3 = 0x20080522
+LANDLOCK_SYSCALLS = {"create": 444, "add_rule": 445, "restrict": 446}
+# writes of every kind: WRITE_FILE, REMOVE_DIR, REMOVE_FILE, MAKE_CHAR .. MAKE_SYM
+LANDLOCK_WRITES = 2 | 16 | 32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096
+LANDLOCK_REFER, LANDLOCK_TRUNCATE = 8192, 16384
+SECCOMP_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+EPERM, ENOSYS = 1, 38
+CLONE_THREAD = 0x10000
+AF_UNIX = 1
+
+# System calls refused outright, by name; those that do not exist on an architecture are skipped.
+REFUSED = """
+    pidfd_open pidfd_send_signal pidfd_getfd rt_sigqueueinfo rt_tgsigqueueinfo ptrace
+    process_vm_readv process_vm_writev fork vfork execve execveat setxattr lsetxattr fsetxattr
+    removexattr lremovexattr fremovexattr chmod fchmod fchmodat fchmodat2 chown fchown lchown
+    fchownat utime utimes futimesat utimensat mknod mknodat socketpair mount umount2 pivot_root
+    chroot unshare setns keyctl add_key request_key bpf perf_event_open init_module
+    finit_module delete_module kexec_load reboot swapon swapoff acct settimeofday userfaultfd
+    io_uring_setup io_uring_enter io_uring_register open_by_handle_at name_to_handle_at capset
+""".split()
+SYSCALLS = {
+    "x86_64": """
+        kill:62 tkill:200 tgkill:234 prlimit64:302 clone:56 clone3:435 socket:41
+        pidfd_open:434 pidfd_send_signal:424 pidfd_getfd:438 rt_sigqueueinfo:129
+        rt_tgsigqueueinfo:297 ptrace:101 process_vm_readv:310 process_vm_writev:311 fork:57
+        vfork:58 execve:59 execveat:322 setxattr:188 lsetxattr:189 fsetxattr:190
+        removexattr:197 lremovexattr:198 fremovexattr:199 chmod:90 fchmod:91 fchmodat:268
+        fchmodat2:452 chown:92 fchown:93 lchown:94 fchownat:260 utime:132 utimes:235
+        futimesat:261 utimensat:280 mknod:133 mknodat:259 socketpair:53 mount:165 umount2:166
+        pivot_root:155 chroot:161 unshare:272 setns:308 keyctl:250 add_key:248 request_key:249
+        bpf:321 perf_event_open:298 init_module:175 finit_module:313 delete_module:176
+        kexec_load:246 reboot:169 swapon:167 swapoff:168 acct:163 settimeofday:164
+        userfaultfd:323 io_uring_setup:425 io_uring_enter:426 io_uring_register:427
+        open_by_handle_at:304 name_to_handle_at:303 capset:126
+    """,
+    "aarch64": """
+        kill:129 tkill:130 tgkill:131 prlimit64:261 clone:220 clone3:435 socket:198
+        pidfd_open:434 pidfd_send_signal:424 pidfd_getfd:438 rt_sigqueueinfo:138
+        rt_tgsigqueueinfo:240 ptrace:117 process_vm_readv:270 process_vm_writev:271
+        execve:221 execveat:281 setxattr:5 lsetxattr:6 fsetxattr:7 removexattr:14
+        lremovexattr:15 fremovexattr:16 fchmod:52 fchmodat:53 fchmodat2:452 fchown:55
+        fchownat:54 utimensat:88 mknodat:33 socketpair:199 mount:40 umount2:39 pivot_root:41
+        chroot:51 unshare:97 setns:268 keyctl:219 add_key:217 request_key:218 bpf:280
+        perf_event_open:241 init_module:105 finit_module:273 delete_module:106 kexec_load:104
+        reboot:142 swapon:224 swapoff:225 acct:89 settimeofday:170 userfaultfd:282
+        io_uring_setup:425 io_uring_enter:426 io_uring_register:427 open_by_handle_at:265
+        name_to_handle_at:264 capset:91
+    """,
+}
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        raise OSError(
+            ctypes.get_errno(), f"sandbox: {what} failed: {os.strerror(ctypes.get_errno())}"
+        )
+    return result
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 where there is none."""
+    if sys.platform != "linux":
+        return 0
+    libc = _libc()
+    # LANDLOCK_CREATE_RULESET_VERSION: ask for the version instead of creating a ruleset
+    return max(libc.syscall(LANDLOCK_SYSCALLS["create"], None, ctypes.c_size_t(0), 1), 0)
+
+
+def seccomp_available() -> bool:
+    """Can this process install a seccomp filter (a known architecture on Linux)?"""
+    if sys.platform != "linux" or platform.machine() not in SECCOMP_ARCH:
+        return False
+    PR_GET_SECCOMP = 21
+    return _libc().prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0
+
+
+def set_no_new_privs() -> None:
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+
+
+def drop_capabilities() -> None:
+    """Empty the effective, permitted and inheritable capability sets."""
+    header = struct.pack("II", CAPABILITY_VERSION_3, 0)
+    data = bytes(24)
+    _check(_libc().capset(header, data), "capset")
+
+
+def restrict_writes_to(root: str) -> None:
+    """Landlock: every kind of write is allowed beneath ``root`` and nowhere else."""
+    abi = landlock_abi()
+    handled = LANDLOCK_WRITES | (LANDLOCK_REFER if abi >= 2 else 0)
+    handled |= LANDLOCK_TRUNCATE if abi >= 3 else 0
+    libc = _libc()
+    attr = ctypes.create_string_buffer(struct.pack("Q", handled))
+    ruleset = _check(
+        libc.syscall(LANDLOCK_SYSCALLS["create"], attr, ctypes.c_size_t(8), 0), "landlock ruleset"
+    )
+    directory = os.open(root, os.O_PATH | os.O_CLOEXEC)
+    # struct landlock_path_beneath_attr is packed: u64 allowed_access, s32 parent_fd
+    beneath = ctypes.create_string_buffer(struct.pack("=Qi", handled, directory))
+    # LANDLOCK_RULE_PATH_BENEATH = 1
+    _check(libc.syscall(LANDLOCK_SYSCALLS["add_rule"], ruleset, 1, beneath, 0), "landlock rule")
+    _check(libc.syscall(LANDLOCK_SYSCALLS["restrict"], ruleset, 0), "landlock restrict")
+    os.close(directory)
+    os.close(ruleset)
+
+
+def seccomp_program(arch: str, own_pid: int) -> bytes:
+    """A classic-BPF seccomp filter: refuse :data:`REFUSED` and the cross-process uses of kill,
+    tkill, tgkill and prlimit64, process creation other than a thread, and non-Unix sockets."""
+    numbers = dict(item.split(":") for item in SYSCALLS[arch].split())
+    numbers = {name: int(number) for name, number in numbers.items()}
+    # BPF opcodes: load word at k, jump if equal, jump if all bits set, return k
+    LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
+    ALLOW, ERRNO, KILL = 0x7FFF0000, 0x00050000, 0x80000000
+    # offsets in struct seccomp_data: nr, arch, args[i] (low 32 bits, little-endian)
+    NR, ARCH = 0, 4
+
+    def arg(i: int) -> int:
+        return 16 + 8 * i
+
+    program = []
+
+    def op(code, k, jt=0, jf=0):
+        program.append(struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF))
+
+    op(LD, ARCH)
+    op(JEQ, SECCOMP_ARCH[arch], 1, 0)
+    op(RET, KILL)
+    op(LD, NR)
+    # x32 system calls on x86_64 carry bit 30: refuse them all
+    op(JSET, 0x40000000, 0, 1)
+    op(RET, ERRNO | EPERM)
+    # kill(pid), tgkill(tgid), tkill(tid) towards this process only; prlimit64 of itself (pid 0)
+    for name, allowed in (
+        ("kill", own_pid),
+        ("tkill", own_pid),
+        ("tgkill", own_pid),
+        ("prlimit64", 0),
+    ):
+        op(JEQ, numbers[name], 0, 4)
+        op(LD, arg(0))
+        op(JEQ, allowed, 0, 1)
+        op(RET, ALLOW)
+        op(RET, ERRNO | EPERM)
+    # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
+    op(JEQ, numbers["clone"], 0, 4)
+    op(LD, arg(0))
+    op(JSET, CLONE_THREAD, 0, 1)
+    op(RET, ALLOW)
+    op(RET, ERRNO | EPERM)
+    op(JEQ, numbers["clone3"], 0, 1)
+    op(RET, ERRNO | ENOSYS)
+    # socket(domain): Unix sockets only
+    op(JEQ, numbers["socket"], 0, 4)
+    op(LD, arg(0))
+    op(JEQ, AF_UNIX, 0, 1)
+    op(RET, ALLOW)
+    op(RET, ERRNO | EPERM)
+    for name in REFUSED:
+        if name in numbers:
+            op(JEQ, numbers[name], 0, 1)
+            op(RET, ERRNO | EPERM)
+    op(RET, ALLOW)
+    return b"".join(program)
+
+
+def install_seccomp() -> None:
+    program = seccomp_program(platform.machine(), os.getpid())
+    buffer = ctypes.create_string_buffer(program)
+    # struct sock_fprog: unsigned short len; struct sock_filter *filter
+    fprog = struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(buffer))
+    _check(_libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0), "seccomp")
+
+
+LAYERS = {
+    "no_new_privs": lambda root: set_no_new_privs(),
+    "capabilities": lambda root: drop_capabilities(),
+    "landlock": restrict_writes_to,
+    "seccomp": lambda root: install_seccomp(),
+}
+
+
+def available_layers() -> list[str]:
+    """The OS layers this machine offers, in the order they are put up."""
+    found = []
+    if sys.platform == "linux":
+        found += ["no_new_privs", "capabilities"]
+    if landlock_abi() >= 1:
+        found.append("landlock")
+    if seccomp_available():
+        found.append("seccomp")
+    return found
+
+
+# ---- the audit hook: the portable first line (it can be worked around from pure Python) ----
+DENIED_EVENTS = {
+    "os.fork",
+    "os.forkpty",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "subprocess.Popen",
+    "os.kill",
+    "os.killpg",
+    "signal.pthread_kill",
+    "ctypes.dlopen",
+    "ctypes.dlsym",
+    "ctypes.dlsym/handle",
+    "ctypes.call_function",
+    "pty.spawn",
+    "os.setuid",
+    "socket.connect",
+    "socket.bind",
+    "os.chmod",
+    "os.chown",
+    "os.utime",
+    "os.setxattr",
+    "os.removexattr",
+    "os.chflags",
+    "os.lchflags",
+}
+# event -> (positions of its path arguments, positions of its dir_fd arguments)
+PATH_EVENTS = {
+    "os.remove": ((0,), (1,)),
+    "os.rmdir": ((0,), (1,)),
+    "os.rename": ((0, 1), (2, 3)),
+    "os.truncate": ((0,), ()),
+    "os.link": ((0, 1), (2, 3)),
+    "os.symlink": ((1,), (2,)),
+    "os.mkdir": ((0,), (2,)),
+    "os.mkfifo": ((0,), (2,)),
+    "os.mknod": ((0,), (3,)),
+    "shutil.rmtree": ((0,), (1,)),
+    "shutil.move": ((0, 1), ()),
+}
+BANNED_IMPORTS = {"multiprocessing", "_multiprocessing", "_posixsubprocess", "_ctypes_test"}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+ROOT = os.path.realpath(os.getcwd())
+
+
+def _inside(value) -> bool:
+    """Does a path or a file descriptor point inside the sandbox's directory?"""
+    if isinstance(value, int):
+        value = f"/proc/self/fd/{value}"
+    path = os.path.realpath(os.fsdecode(value))
+    return path == ROOT or path.startswith(ROOT + os.sep)
+
+
+def _hook(event: str, args: tuple) -> None:
+    if event == "ctypes.dlopen" and args[0] is None:
+        # `import ctypes` opens the process itself
+        return
+    if event in DENIED_EVENTS:
+        raise PermissionError(f"sandbox: {event} is not allowed")
+    if event == "import" and args[0].split(".")[0] in BANNED_IMPORTS:
+        # an ImportError: libraries probing for optional modules cope with it
+        raise ImportError(f"sandbox: importing {args[0]} is not allowed")
+    if event == "open" and isinstance(args[2], int) and args[2] & WRITE_FLAGS:
+        if not _inside(args[0]):
+            raise PermissionError(f"sandbox: writing {args[0]} is outside the sandbox")
+    if event in PATH_EVENTS:
+        paths, dir_fds = PATH_EVENTS[event]
+        named = [args[i] for i in paths if i < len(args)]
+        # a dir_fd of -1 (or None) means "relative to the current directory"
+        named += [args[i] for i in dir_fds if i < len(args) and args[i] not in (None, -1)]
+        if not all(_inside(value) for value in named):
+            raise PermissionError(f"sandbox: {event} outside the sandbox")
+
+
+@contextlib.contextmanager
+def _silenced(path: str):
+    """Hide whatever is written to stdout and stderr, through Python or straight to fd 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sink = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = [os.dup(1), os.dup(2)]
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, sink):
+            os.close(fd)
+
+
+def _refuse(*args, **kwargs):
+    raise PermissionError("sandbox: starting processes is not allowed")
+
+
+def main(config_path: str) -> None:
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    for layer in config["layers"]:
+        LAYERS[layer](ROOT)
+    sys.path += config["site_paths"]
+    # sympy imports subprocess, whose fork_exec raises no audit event: import it now, disarmed,
+    # and refuse importing it again (see BANNED_IMPORTS)
+    import _posixsubprocess
+
+    _posixsubprocess.fork_exec = _refuse
+    sys.addaudithook(_hook)
+    namespace = {"__name__": "__main__"}
+    for block in config["history"]:
+        # earlier calls of this trajectory: their variables stay, their output does not
+        try:
+            with _silenced(".replay"):
+                exec(compile(block, "<history>", "exec"), namespace)
+        except BaseException:
+            pass
+    with open(config["snippet"], encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<tool>", "exec"), namespace)
+    if last is not None:
+        value = eval(compile(ast.Expression(last.value), "<tool>", "eval"), namespace)
+        if value is not None:
+            print(repr(value))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -24,9 +24,6 @@ class Runtime:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def device(self) -> str:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
     def prepare(self, model, optimizer):
         """``(training forward, optimizer)``; data parallelism wraps both."""
         return LogProbs(model), optimizer

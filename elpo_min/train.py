@@ -11,7 +11,6 @@ picks a task: :func:`elpo_min.launch.build_run` does.
 from __future__ import annotations
 
 import random
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,18 +33,14 @@ BEL_ARGS = ("n_total", "b_max", "x_min", "x_max", "beta", "entropy_window")
 
 @dataclass
 class CreditedTree:
-    """One prompt's tree after credit assignment.
-
-    ``path[id(traj)]`` lists the nodes of a trajectory's turns, its leaf last;
-    ``elc_from[id(traj)]`` is the first turn of a trajectory that ELC covers (absent: none);
-    ``t_crits`` holds the t_crit of each search that placed ELC.
-    """
+    """One prompt's tree after credit assignment."""
 
     tree: PromptTree
     root: Node
+    # id(trajectory) -> the nodes of its turns, its leaf last
     path: dict
+    # id(trajectory) -> the first turn that ELC covers (absent: none)
     elc_from: dict
-    t_crits: list[int]
 
 
 def credit_tree(tree: PromptTree, cfg: Config) -> CreditedTree:
@@ -58,11 +53,10 @@ def credit_tree(tree: PromptTree, cfg: Config) -> CreditedTree:
     lambda_tree = cfg.lambda_tree if cfg.algo == "elpo" else 0.0
     root, path = build_tree(tree.trajectories, tree.parents)
     hierarchical_advantages(root, lambda_tree)
-    elc_from, t_crits = {}, []
+    elc_from = {}
     for tau, result in tree.searches:
         if not result.probes and not cfg.elc_unprobed:
             continue
-        t_crits.append(result.t_crit)
         # steps 1..K are turns 0..K-1 (a turn without a call ends the trajectory)
         elc_from[id(tau)] = result.t_crit - 1
         if cfg.elc_scope == "subtree":
@@ -71,7 +65,7 @@ def credit_tree(tree: PromptTree, cfg: Config) -> CreditedTree:
             for traj in tree.trajectories:
                 if traj.reward == 0 and critical in path[id(traj)]:
                     elc_from.setdefault(id(traj), result.t_crit - 1)
-    return CreditedTree(tree, root, path, elc_from, t_crits)
+    return CreditedTree(tree, root, path, elc_from)
 
 
 def token_advantages(traj: Trajectory, credited: CreditedTree) -> tuple[list[float], list[float]]:
@@ -106,14 +100,11 @@ def training_batch(
     Returns:
         ``(batch, info)``. ``batch`` holds [B, T] ``input_ids``, ``attention_mask``,
         ``action_mask``, ``old_logp``, ``advantages`` and ``elc_mask``; ``info`` the number of
-        sequences, of unprobed searches, and the mean t_crit.
+        sequences, of unprobed searches, and the mean t_crit of the probed ones.
     """
-    sequences, advantages, elc_masks, t_crits = [], [], [], []
-    unprobed = 0
+    sequences, advantages, elc_masks = [], [], []
     credited = [credit_tree(tree, cfg) for tree in trees]
     for tree in credited:
-        unprobed += sum(not result.probes for _, result in tree.tree.searches)
-        t_crits += tree.t_crits
         for traj in tree.tree.trajectories:
             adv, elc = token_advantages(traj, tree)
             sequences.append(traj)
@@ -122,10 +113,13 @@ def training_batch(
     batch = collate(sequences, pad_id, device)
     batch["advantages"] = pad_rows(advantages, 0.0, torch.float, device)
     batch["elc_mask"] = pad_rows(elc_masks, 0.0, torch.float, device) * batch["action_mask"]
+    searches = [result for tree in trees for _, result in tree.searches]
+    # an unprobed search's t_crit = 1 is a default, not a finding: the mean leaves it out
+    found = [result.t_crit for result in searches if result.probes]
     info = {
         "sequences": len(sequences),
-        "unprobed": unprobed,
-        "t_crit_mean": sum(t_crits) / len(t_crits) if t_crits else 0.0,
+        "unprobed": len(searches) - len(found),
+        "t_crit_mean": sum(found) / len(found) if found else 0.0,
     }
     if step_metrics:
         info.update(step_metrics(credited, cfg))
@@ -236,7 +230,7 @@ class Run:
     # () -> held-out metrics with "success_rate", drawn from its own random stream so that
     # evaluating never changes what training samples (elpo_min.diagnostics.held_out_success)
     evaluate: Callable[[], dict]
-    # the run's metrics log and checkpoints: open, log, save, close (elpo_min.checkpoints.RunFiles)
+    # the run's log, checkpoints and crash handling (elpo_min.checkpoints.RunFiles)
     files: Any
     runtime: Runtime = field(default_factory=Runtime)
     # extra per-step diagnostics (the toy's oracle metrics), see training_batch
@@ -266,35 +260,33 @@ def train(run: Run, resume: bool = False) -> dict:
     bel_args = {name: getattr(cfg, name) for name in BEL_ARGS}
     problems = run.train_problems
     order = random.Random(cfg.seed).sample(range(len(problems)), len(problems))
-    start_step = files.open(model, optimizer, resume)
 
     def evaluate_now() -> dict:
         with rt.full_weights(forward):
             return run.evaluate()
 
-    def checkpoint(step: int, interrupted: bool = False) -> None:
+    def checkpoint(step: int, rngs: list | None = None) -> None:
         with rt.full_weights(forward):
-            files.save(step, model, run.tokenizer, optimizer, interrupted)
+            files.save(step, model, run.tokenizer, optimizer, rngs)
 
+    step = files.open(model, optimizer, resume)
+    start_step = step
     before, last = None, {}
-    if start_step == 0:
-        before = evaluate_now()
-        files.log(
-            {"step": 0, "eval": before, "rollouts": 0, "time_s": 0.0, "world_size": rt.world_size}
-        )
-    step, started = start_step, time.perf_counter()
     show = cfg.progress and rt.is_main
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {cfg.algo}", disable=not show)
-    # True while the weights are between two states: a checkpoint then would be neither
-    updating = False
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo}", disable=not show)
+    started = time.perf_counter()
     try:
+        if step == 0:
+            before = evaluate_now()
+            start = {"step": 0, "eval": before, "rollouts": 0, "time_s": 0.0}
+            files.log({**start, "world_size": rt.world_size})
         while step < cfg.steps:
             over_time = time.perf_counter() - started > cfg.time_limit_s
             if cfg.time_limit_s and rt.all_sum([over_time])[0]:
                 break
+            # from here until the update, a crash saves the step's start (see RunFiles)
+            files.step_begins()
             tick = time.perf_counter()
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
             first = step * cfg.prompts_per_step
             chosen = [order[(first + i) % len(order)] for i in range(cfg.prompts_per_step)]
             step_problems = rt.shard([problems[i] for i in chosen])
@@ -306,9 +298,9 @@ def train(run: Run, resume: bool = False) -> dict:
             rollout_s = time.perf_counter() - tick
             pad_id = run.tokenizer.pad_token_id
             batch, info = training_batch(trees, cfg, pad_id, device, run.step_metrics)
-            updating = True
-            stats = policy_update(forward, optimizer, batch, cfg, rt)
-            updating = False
+            # an interrupt now waits until the update is done, then the step is saved
+            with files.updating():
+                stats = policy_update(forward, optimizer, batch, cfg, rt)
             step += 1
             # training success counts full rollouts only: BEL's continuations start mid-way
             full = [t for tree in trees for t in tree.trajectories if id(t) not in tree.parents]
@@ -322,38 +314,31 @@ def train(run: Run, resume: bool = False) -> dict:
                 "rollout_s": rollout_s,
                 "step_s": time.perf_counter() - tick,
                 "time_s": time.perf_counter() - started,
-                "peak_mem_mb": peak_memory_mb(),
+                "peak_mem_mb": files.peak_memory_mb(),
             }
             last = rt.reduce_record(record)
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 last["eval"] = evaluate_now()
             files.log(last)
-            if step % cfg.save_every == 0:
+            if step % cfg.save_every == 0 or files.interrupted:
                 checkpoint(step)
+            if files.interrupted:
+                raise KeyboardInterrupt(f"interrupted: the checkpoint of step {step} is saved")
             bar.update(1)
             clip = f"{stats.get('clip_frac', 0):.3f}"
             bar.set_postfix(success=f"{last['train_success']:.2f}", clip=clip)
-    except BaseException:
-        # interrupted between steps: keep what was learned
-        if not updating:
-            checkpoint(step, interrupted=True)
+        after = last.get("eval") or (before if step == 0 else None) or evaluate_now()
+        if "eval" not in last:
+            elapsed = time.perf_counter() - started
+            files.log({"step": step, "eval": after, "time_s": elapsed, "world_size": rt.world_size})
+        saved_in_loop = step > start_step and step % cfg.save_every == 0
+        if not saved_in_loop and not (resume and step == start_step):
+            checkpoint(step)
+    except BaseException as error:
+        # keep what was learned, as a state from which --resume continues exactly
+        files.save_after(error, step, checkpoint)
         raise
     finally:
         bar.close()
-    after = last.get("eval") or (before if step == 0 else None) or evaluate_now()
-    if "eval" not in last:
-        elapsed = time.perf_counter() - started
-        files.log({"step": step, "eval": after, "time_s": elapsed, "world_size": rt.world_size})
-    saved_in_loop = step > start_step and step % cfg.save_every == 0
-    resumed_at_end = resume and step == start_step
-    if not saved_in_loop and not resumed_at_end:
-        checkpoint(step)
-    files.close()
+        files.close()
     return {"before": before, "after": after, "log": str(files.log_path), "steps": step}
-
-
-def peak_memory_mb() -> float:
-    """The step's peak GPU memory, or on CPU this process's peak resident memory."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

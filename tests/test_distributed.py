@@ -98,11 +98,8 @@ def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_
     assert all(r["world_size"] == 2 for r in log)
     assert log[1]["sequences"] == 2 * 4 and log[1]["rollouts_per_prompt"] == 4
     assert 0.0 <= log[-1]["eval"]["success_rate"] <= 1.0
-    assert sorted(p.name for p in straight.iterdir()) == [
-        "checkpoint",
-        "learning_curve.png",
-        "metrics.jsonl",
-    ]
+    files = sorted(p.name for p in straight.iterdir())
+    assert files == [".lock", "checkpoint", "checkpoints", "learning_curve.png", "metrics.jsonl"]
     state = {
         d: torch.load(d / "checkpoint" / "trainer_state.pt", weights_only=False)
         for d in (straight, resumed)

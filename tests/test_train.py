@@ -69,8 +69,14 @@ def test_cli_overrides_are_typed_and_win_over_yaml(tmp_path):
         str(path), parse_overrides(["--lr", "3e-4", "--elc-unprobed", "false", "--steps=7"])
     )
     assert (cfg.lr, cfg.algo, cfg.elc_unprobed, cfg.steps) == (3e-4, "grpo", False, 7)
-    with pytest.raises(ValueError, match="config field steps: expected int"):
+    with pytest.raises(ValueError, match="config field steps: expected an integer"):
         load_config(None, parse_overrides(["--steps", "many"]))
+
+
+def test_a_value_after_equals_is_kept_as_written():
+    # only the key's hyphens become underscores: a path such as runs/my-run stays intact
+    overrides = parse_overrides(["--out-dir=runs/my-run", "--train_data", "data/a-b.jsonl"])
+    assert overrides == {"out_dir": "runs/my-run", "train_data": "data/a-b.jsonl"}
 
 
 def make_traj(tok, problem, turns, reward):

@@ -1,20 +1,40 @@
-"""The trainer's view of ``out_dir``: open (fresh or resumed), log a record, save a checkpoint."""
+"""The trainer's view of ``out_dir``: open it, log to it, checkpoint into it, close it.
+
+Only the main process writes, and only one run at a time: a lock on ``out_dir/.lock`` makes a
+second run into the same folder fail at once. An interrupt (Ctrl-C, SIGTERM) at any point
+leaves a checkpoint that resumes exactly: during rollouts nothing has changed the weights, so
+the state of the step's start is saved, with the random-number states recorded then; during an
+update the interrupt waits until the update is done and the step is logged and saved.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import resource
+import signal
+import sys
+import threading
 from pathlib import Path
 
+import torch
+
+from ..errors import UserError
 from ..runtime import Runtime
 from .store import load_checkpoint, rng_state, save_checkpoint
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
 
 class RunFiles:
-    """``metrics.jsonl`` and ``checkpoint/`` of one run; only the main process writes.
+    """``metrics.jsonl``, ``checkpoint/`` and the lock of one run.
 
     Args:
         out_dir: the run's folder (made if missing).
-        config: the run's config as a dict, saved with every checkpoint.
+        config: the run's config as a dict, saved with every checkpoint; ``lr`` and
+            ``weight_decay`` also override what a resumed optimizer state holds.
         runtime: who this process is.
     """
 
@@ -24,14 +44,28 @@ class RunFiles:
         self.runtime = runtime or Runtime()
         self.log_path = self.out_dir / "metrics.jsonl"
         self.file = None
+        self.lock = None
+        # every rank's RNG state when the current step began
+        self.step_rngs = None
+        # where the training loop is: "rollouts", "update" or "between" two steps
+        self.phase = "between"
+        self.interrupted = False
+        self.previous_sigterm = None
 
     def open(self, model, optimizer, resume: bool) -> int:
-        """Start the log, restoring the checkpoint first when resuming; returns the first step.
-
-        On resume, log lines of steps after the checkpoint are dropped: those steps are redone.
-        """
+        """Take the lock, restore the checkpoint when resuming, start the log; returns the
+        first step. Log lines of steps after the checkpoint are dropped: they are redone."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.runtime.is_main:
+            self._take_lock()
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a scheduler's preemption) becomes an interrupt the trainer can save on
+            self.previous_sigterm = signal.signal(signal.SIGTERM, self._raise_interrupt)
         start_step = load_checkpoint(self.out_dir, model, optimizer, self.runtime) if resume else 0
+        for group in optimizer.param_groups:
+            # the config given on resume wins over what the optimizer state recorded
+            group["lr"] = self.config.get("lr", group["lr"])
+            group["weight_decay"] = self.config.get("weight_decay", group["weight_decay"])
         if self.runtime.is_main:
             kept = []
             if resume and self.log_path.exists():
@@ -41,26 +75,120 @@ class RunFiles:
             self.file = open(self.log_path, "a", buffering=1)
         return start_step
 
+    def _take_lock(self) -> None:
+        self.lock = open(self.out_dir / ".lock", "a+")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.seek(0)
+            holder = self.lock.read().strip() or "another process"
+            self.lock.close()
+            self.lock = None
+            raise UserError(
+                f"another run ({holder}) is writing to {self.out_dir}; wait for it to finish "
+                "or choose another --out_dir"
+            ) from None
+        self.lock.truncate(0)
+        self.lock.write(f"pid {os.getpid()}\n")
+        self.lock.flush()
+
     def log(self, record: dict) -> None:
         if self.file:
             self.file.write(json.dumps(record) + "\n")
 
-    def save(self, step: int, model, tokenizer, optimizer, interrupted: bool = False) -> None:
+    def step_begins(self) -> None:
+        """A step's rollouts begin: remember every rank's RNG state, so that a crash before the
+        update saves this step's start, from which the resumed run redoes the step exactly."""
+        self.step_rngs = self.runtime.gather(rng_state())
+        self.phase = "rollouts"
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
+    @staticmethod
+    def peak_memory_mb() -> float:
+        """The step's peak GPU memory, or on CPU this process's peak resident memory."""
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    @contextlib.contextmanager
+    def updating(self):
+        """The weights change inside: an interrupt waits until the update is done, and a crash
+        inside saves nothing (the weights are half updated)."""
+        self.phase = "update"
+        with self.interrupts_deferred():
+            yield
+        self.phase = "between"
+
+    def save_after(self, error: BaseException, step: int, checkpoint) -> None:
+        """After an exception in the training loop, save what resumes exactly, and say so.
+
+        During rollouts the weights are still the step's start: save them with the random
+        states recorded then. Between steps save the state now, unless the step that noticed
+        an interrupt is already saved. During an update nothing can be saved.
+
+        Args:
+            error: what stopped the loop.
+            step: steps done.
+            checkpoint: ``checkpoint(step, rngs)`` saves.
+        """
+        if self.phase == "rollouts":
+            checkpoint(step, self.step_rngs)
+        elif self.phase == "between" and not self.interrupted:
+            checkpoint(step, self.own_rngs())
+        if isinstance(error, KeyboardInterrupt) and self.runtime.is_main:
+            print(f"interrupted: step {step} is saved; --resume continues it", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def interrupts_deferred(self):
+        """Within it, Ctrl-C and SIGTERM are held back and noted in ``interrupted``."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {}
+        for number in INTERRUPTS:
+            previous[number] = signal.signal(number, self._note_interrupt)
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _note_interrupt(self, number, frame) -> None:
+        self.interrupted = True
+
+    @staticmethod
+    def _raise_interrupt(number, frame):
+        raise KeyboardInterrupt(f"signal {number}")
+
+    def own_rngs(self) -> list[dict]:
+        """This process's RNG state now, for a save that cannot wait for the other ranks."""
+        return [rng_state()]
+
+    def save(self, step: int, model, tokenizer, optimizer, rngs: list | None = None) -> None:
         """Checkpoint the state after ``step`` steps.
 
-        Every rank's RNG state is gathered, a collective; after an interrupt there is no
-        collective to rely on, so only the main process saves, with its own state.
+        By default every rank's RNG state is gathered, a collective. After an exception there
+        is no collective to rely on: the caller passes the states to save (``step_rngs`` when
+        the weights have not changed since the step began, else ``own_rngs()``), and only the
+        main process writes.
         """
-        if interrupted:
-            if self.runtime.is_main:
-                save_checkpoint(self.out_dir, model, tokenizer, optimizer, step, self.config)
-            return
-        rngs = self.runtime.gather(rng_state())
+        collective = rngs is None
+        if collective:
+            rngs = self.runtime.gather(rng_state())
         if self.runtime.is_main:
             save_checkpoint(self.out_dir, model, tokenizer, optimizer, step, self.config, rngs)
-        self.runtime.barrier()
+        if collective:
+            self.runtime.barrier()
 
     def close(self) -> None:
         if self.file:
             self.file.close()
             self.file = None
+        if self.lock:
+            # closing the file releases the lock
+            self.lock.close()
+            self.lock = None
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+            self.previous_sigterm = None

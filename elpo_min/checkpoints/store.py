@@ -1,13 +1,22 @@
-"""Checkpoints: everything a run needs to continue exactly where it stopped.
+"""Checkpoints that no crash can lose and no corruption can pass off as good.
 
-A checkpoint holds the model (or only its LoRA adapter) with the tokenizer, the trainable
-weights and the optimizer state, the random-number states of every rank, the step, and the
-config. It is written aside and then renamed into place, so a crash mid-write never touches
-the last good one.
+Layout of ``out_dir``::
+
+    checkpoints/step-000010/   model/ (or the LoRA adapter) + tokenizer, trainer_state.pt,
+                               config.json, manifest.json (a SHA-256 digest of every file)
+    checkpoint -> checkpoints/step-000010
+
+A version is written completely under a temporary name, renamed into ``checkpoints/``, and only
+then published by replacing the ``checkpoint`` link, one atomic rename. A crash at any point
+leaves the previous checkpoint or the new one, never none; older versions are deleted after the
+switch (the previous one is kept). Loading checks every digest, so changed bytes are a clear
+error instead of a run that resumes on garbage. ``checkpoint/`` stays a path that works with
+``--model out_dir/checkpoint/model``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -16,8 +25,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MissingFile
+from ..errors import MissingFile, UserError
 from ..runtime import Runtime
+
+# versions kept besides the one published
+KEEP_PREVIOUS = 1
 
 
 def rng_state() -> dict:
@@ -33,16 +45,50 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(
-    out_dir: Path,
-    model,
-    tokenizer,
-    optimizer,
-    step: int,
-    config: dict,
-    rng_states: list | None = None,
-) -> None:
-    """Write ``out_dir/checkpoint``, built aside and then swapped in.
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``folder`` but the manifest, by relative path."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        if name != "manifest.json":
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def write_version(folder: Path, model, tokenizer, optimizer, step, config, rng_states) -> None:
+    """Everything a resume needs, then the manifest of its digests, last."""
+    shutil.rmtree(folder, ignore_errors=True)
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    state = {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict()}
+    torch.save({**state, "rng": rng_states}, folder / "trainer_state.pt")
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / "manifest.json").write_text(json.dumps(digests(folder), indent=2))
+
+
+def publish(out_dir: Path, version: Path) -> None:
+    """Point ``out_dir/checkpoint`` at ``version`` with one atomic rename of a new link."""
+    link = out_dir / "checkpoint"
+    if link.is_dir() and not link.is_symlink():
+        # a checkpoint of the layout before versions: keep it as a version of its own
+        os.replace(link, out_dir / "checkpoints" / "step-legacy")
+    staged = out_dir / ".checkpoint-link"
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(version.relative_to(out_dir))
+    os.replace(staged, link)
+
+
+def prune(out_dir: Path, keep: Path) -> None:
+    """Delete versions and leftovers of interrupted saves but the published one and the last few."""
+    versions = sorted((out_dir / "checkpoints").glob("step-*"))
+    old = [v for v in versions if v != keep][: max(len(versions) - 1 - KEEP_PREVIOUS, 0)]
+    for path in old + list((out_dir / "checkpoints").glob(".step-*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def save_checkpoint(out_dir, model, tokenizer, optimizer, step, config, rng_states=None) -> None:
+    """Write, publish and prune: ``out_dir/checkpoint`` then holds the state after ``step``.
 
     Args:
         out_dir: the run's folder.
@@ -51,47 +97,62 @@ def save_checkpoint(
         config: the run's config as a dict.
         rng_states: one per data-parallel rank (default: this process's).
     """
-    tmp = out_dir / f".checkpoint-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp / "model")
-    tokenizer.save_pretrained(tmp / "model")
-    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    state = {
-        "step": step,
-        "trainable": trainable,
-        "optimizer": optimizer.state_dict(),
-        "rng": rng_states or [rng_state()],
-    }
-    torch.save(state, tmp / "trainer_state.pt")
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    final = out_dir / "checkpoint"
-    old = out_dir / f".checkpoint-old-{step}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    out_dir = Path(out_dir)
+    versions = out_dir / "checkpoints"
+    versions.mkdir(parents=True, exist_ok=True)
+    version = versions / f"step-{step:06d}"
+    staging = versions / f".step-{step:06d}-{os.getpid()}"
+    write_version(staging, model, tokenizer, optimizer, step, config, rng_states or [rng_state()])
+    if version.exists():
+        # the same step saved again (a resumed run): set the old copy aside, not in place
+        os.replace(version, versions / f".step-{step:06d}-replaced-{os.getpid()}")
+    os.replace(staging, version)
+    publish(out_dir, version)
+    prune(out_dir, version)
 
 
-def load_checkpoint(out_dir: Path, model, optimizer, rt: Runtime | None = None) -> int:
+def verify(folder: Path) -> None:
+    """Raise a clear error unless every file of the version matches its recorded digest."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        # a checkpoint from before digests were recorded
+        return
+    expected = json.loads(manifest.read_text())
+    found = digests(folder)
+    for name, digest in expected.items():
+        if found.get(name) != digest:
+            raise UserError(
+                f"checkpoint {folder}: {name} does not match the digest recorded when it was "
+                f"saved (changed or missing bytes); point {folder.parent.parent}/checkpoint at an "
+                f"earlier version in {folder.parent} (ln -sfn), or start without --resume"
+            )
+
+
+def saved_config(out_dir) -> dict | None:
+    """The config the published checkpoint was written with, or None without a checkpoint."""
+    path = Path(out_dir) / "checkpoint" / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_checkpoint(out_dir, model, optimizer, rt: Runtime | None = None) -> int:
     """Restore weights, optimizer and this rank's RNG state; returns the step to continue from."""
     rt = rt or Runtime()
-    path = out_dir / "checkpoint" / "trainer_state.pt"
+    folder = Path(out_dir) / "checkpoint"
+    path = folder / "trainer_state.pt"
     if not path.is_file():
         raise MissingFile(f"nothing to resume: {path} does not exist (start without --resume)")
+    verify(folder.resolve())
     state = torch.load(path, weights_only=False)
+    rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+    if len(rngs) != rt.world_size:
+        raise UserError(
+            f"the checkpoint in {out_dir} was written by {len(rngs)} process(es) and this run has "
+            f"{rt.world_size}: resume with {len(rngs)} (the world size cannot change)"
+        )
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["trainable"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
-    rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
-    if len(rngs) == rt.world_size:
-        set_rng_state(rngs[rt.rank])
-    else:
-        print(
-            f"warning: the checkpoint holds RNG states for {len(rngs)} process(es), this run has "
-            f"{rt.world_size}: it resumes with fresh seeds, so rollouts differ from an "
-            "uninterrupted run"
-        )
-        torch.manual_seed(1_000_003 * state["step"] + rt.rank)
+    set_rng_state(rngs[rt.rank])
     return state["step"]

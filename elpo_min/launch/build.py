@@ -80,6 +80,15 @@ def make_engine(
     )
 
 
+def training_device(cfg: Config, rt) -> str:
+    """``cfg.device``, or for "auto" the launcher's device, else a GPU when there is one."""
+    if cfg.device != "auto":
+        return cfg.device
+    if getattr(rt, "accelerator", None) is not None:
+        return str(rt.accelerator.device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def enable_gradient_checkpointing(model) -> None:
     """Recompute activations in backward; the rollout engine still decodes with a cache."""
     # transformers 5.2x renamed it; non-reentrant checkpointing works under DDP
@@ -108,7 +117,7 @@ def build_run(cfg: Config) -> Run:
     random.seed(cfg.seed)
     # the same seed on every rank: identical LoRA initialization
     torch.manual_seed(cfg.seed)
-    device = cfg.device if cfg.device != "auto" else rt.device()
+    device = training_device(cfg, rt)
     model, tokenizer = load_policy(
         cfg.model, cfg.lora_rank, cfg.lora_alpha, cfg.load_in_4bit, cfg.dtype, cfg.gguf_file, device
     )

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import Config
+from ..errors import UserError
+
 DESCRIPTION = (
     "ELPO (Error-Localized Policy Optimization) for tool-using LLM agents, small and readable."
 )
@@ -14,11 +17,12 @@ DESCRIPTION = (
 
 def cmd_demo(args, overrides: dict) -> None:
     """The main job: ELPO on the shipped tiny policy, CPU-sized, with before/after."""
-    from .build import run_training
     from .config_io import load_config
 
     start = time.perf_counter()
     cfg = load_config(None, {"out_dir": "runs/demo", **overrides})
+    from .build import run_training
+
     print(
         f"ELPO on the toy TIR world: {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
         f"N_total={cfg.n_total} rollouts, held-out pass@1 on {cfg.eval_problems} problems"
@@ -31,10 +35,17 @@ def cmd_demo(args, overrides: dict) -> None:
 
 
 def cmd_train(args, overrides: dict) -> None:
-    from .build import run_training
-    from .config_io import load_config
+    from .config_io import load_config, load_resumed_config, read_yaml
 
-    cfg = load_config(args.config, overrides)
+    if args.resume:
+        from_file = read_yaml(args.config) if args.config else {}
+        out_dir = overrides.get("out_dir") or from_file.get("out_dir") or Config.out_dir
+        cfg = load_resumed_config(args.config, overrides, out_dir)
+    else:
+        cfg = load_config(args.config, overrides)
+    # the config is checked before torch and the model are loaded
+    from .build import run_training
+
     result = run_training(cfg, resume=args.resume)
     before = f"{result['before']['success_rate']:.1%} -> " if result["before"] else ""
     print(f"log: {result['log']}   curve: {cfg.out_dir}/learning_curve.png")
@@ -53,16 +64,17 @@ def print_error_histogram(hist: dict) -> None:
 
 
 def cmd_eval(args, overrides: dict) -> None:
+    from .config_io import load_config
+
+    start = time.perf_counter()
+    cfg = load_config(args.config, {**overrides, "eval_problems": args.problems})
     import torch
 
     from ..diagnostics import evaluate, render_trajectory
     from ..models import load_policy
     from ..tasks import load_task
     from .build import executor_name, make_engine, uses_chat_format
-    from .config_io import load_config
 
-    start = time.perf_counter()
-    cfg = load_config(args.config, {**overrides, "eval_problems": args.problems})
     task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -168,8 +180,19 @@ def add_options(parser, **defaults) -> None:
         parser.add_argument(f"--{name}", type=kind, default=default)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m elpo_min", description=DESCRIPTION)
+    epilog = (
+        "A mistake in a config, a data file or a path is one line; --debug shows the traceback."
+    )
+    parser = Parser(prog="python -m elpo_min", description=DESCRIPTION, epilog=epilog)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="the main job: train the shipped tiny policy with ELPO on CPU")
     p = sub.add_parser(
@@ -237,10 +260,26 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run a command; a :class:`~elpo_min.errors.UserError` is one line and exit code 2."""
     from .config_io import parse_overrides
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
     parser = make_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("train", "eval"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    COMMANDS[args.command](args, parse_overrides(rest))
+    try:
+        COMMANDS[args.command](args, parse_overrides(rest))
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        # the trainer has already said what it saved; 130 is the shell's code for Ctrl-C
+        raise SystemExit(130) from None

@@ -128,13 +128,23 @@ def load_policy(
         raise MissingFile(
             f"model path {path} does not exist; pass a directory with config.json or a hub model id"
         )
-    tokenizer = load_tokenizer(name_or_path, looks_local, gguf_file)
     kwargs = {"dtype": getattr(torch, dtype)}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     if load_in_4bit:
         kwargs["quantization_config"] = nf4_config(dtype)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    try:
+        tokenizer = load_tokenizer(name_or_path, looks_local, gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    except OSError as e:
+        if looks_local:
+            raise
+        # transformers' message for a hub id it cannot fetch (offline, or no such model)
+        raise MissingFile(
+            f"model {name_or_path} is not a local folder, and the hub cannot provide it "
+            f"({str(e).splitlines()[0][:120]}); pass a folder with config.json, or unset "
+            "HF_HUB_OFFLINE with network access"
+        ) from None
     if gguf_file:
         # the GGUF weights were dequantized on load: drop the marker that forbids saving them
         model.hf_quantizer, model.is_quantized = None, False

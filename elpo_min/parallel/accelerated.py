@@ -23,9 +23,6 @@ class AcceleratedRuntime(Runtime):
         self.rank = accelerator.process_index
         self.world_size = accelerator.num_processes
 
-    def device(self) -> str:
-        return str(self.accelerator.device)
-
     def prepare(self, model, optimizer):
         forward, optimizer = super().prepare(model, optimizer)
         return self.accelerator.prepare(forward, optimizer)

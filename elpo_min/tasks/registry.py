@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import toy
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .answers import check_answer
 from .files import data_dir
 from .toy_data import load_problems
@@ -49,12 +49,12 @@ def load_task(
     if name == "toy":
         train = load_problems(train_data or data_dir() / "toy_train.jsonl")
         test = load_problems(test_data or data_dir() / "toy_test.jsonl", test_limit)
-        return Task(name, train, test, chat_question, toy.check_answer)
-    if name == "gsm":
+        task = Task(name, train, test, chat_question, toy.check_answer)
+    elif name == "gsm":
         train = load_word_problems(train_data or data_dir() / "gsm_train.jsonl")
         test = load_word_problems(test_data or data_dir() / "gsm_test.jsonl", test_limit)
-        return Task(name, train, test, lambda p: p.question, check_word_answer)
-    if name.startswith("hf:"):
+        task = Task(name, train, test, lambda p: p.question, check_word_answer)
+    elif name.startswith("hf:"):
         if train_data:
             train = load_word_problems(train_data)
         else:
@@ -63,7 +63,17 @@ def load_task(
             test = load_word_problems(test_data, test_limit)
         else:
             test = hub_problems(name[3:], "test", test_limit)
-        return Task(name, train, test, lambda p: p.question, check_word_answer)
-    raise ConfigError(
-        f"unknown task {name!r}; use 'toy', 'gsm' or 'hf:<dataset name>' (e.g. hf:openai/gsm8k)"
-    )
+        task = Task(name, train, test, lambda p: p.question, check_word_answer)
+    else:
+        raise ConfigError(
+            f"unknown task {name!r}; use 'toy', 'gsm' or 'hf:<dataset name>' (e.g. hf:openai/gsm8k)"
+        )
+    for split, problems, path in (
+        ("train", task.train, train_data),
+        ("test", task.test, test_data),
+    ):
+        if not problems:
+            raise DataError(
+                f"the {split} split of task {name} ({path or 'shipped'}) has no problems"
+            )
+    return task

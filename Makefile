@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint notebooks warmup data clean smollm2
+.PHONY: install demo test lint notebooks lab warmup data clean smollm2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m elpo_min demo
 
+# JupyterLab on notebooks/, in the project's environment; installed on first use.
+LAB_STAMP := $(VENV)/.lab-stamp
+$(LAB_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab]"
+	touch $(LAB_STAMP)
+
+# extra flags, e.g. make lab LAB_ARGS="--no-browser --port 8890" (or --allow-root in a container)
+LAB_ARGS ?=
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab notebooks $(LAB_ARGS)
+
 # ruff decides the layout (line length 100, pyproject.toml); --check fails on unformatted code
-LINTED := elpo_min tests benchmarks notebooks/export_figures.py
+LINTED := elpo_min tests benchmarks notebooks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(LINTED)

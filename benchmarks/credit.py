@@ -1,8 +1,8 @@
 """Where each advantage rule puts credit, measured on the rollouts of real training runs.
 
 For every seed, one ELPO run and one GRPO run with the same settings (equal rollouts per
-prompt). Each step's ``metrics.jsonl`` record carries the step-level credit metrics of
-SPEC 7 (``metrics.credit_metrics``): for ELPO its A_hier and lambda_tree = 0 on the same
+prompt). Each step's ``metrics.jsonl`` record carries the step-level credit metrics
+of ``diagnostics.credit_metrics``: for ELPO its A_hier and lambda_tree = 0 on the same
 trees, for GRPO its own advantages. A run's figure is the mean over its steps; the table
 gives the mean over seeds with a 95% t-interval, and held-out pass@1 at the end.
 
@@ -16,20 +16,9 @@ import json
 import statistics
 from pathlib import Path
 
-from elpo_min.diagnostics import read_log
+from elpo_min.diagnostics import mean_ci, read_log
 from elpo_min.launch import load_config, parse_overrides, run_training
 
-T95 = {
-    1: 12.71,
-    2: 4.30,
-    3: 3.18,
-    4: 2.78,
-    5: 2.57,
-    6: 2.45,
-    7: 2.36,
-    8: 2.31,
-    9: 2.26,
-}  # t(0.975, n-1)
 METRICS = (
     "credit_auc",
     "sound_punished",
@@ -55,10 +44,9 @@ def interval(values: list[float]) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
-    mean = statistics.mean(values)
+    mean, half = mean_ci(values)
     if len(values) == 1:
         return f"{mean:.3f}"
-    half = T95.get(len(values) - 1, 2.0) * statistics.stdev(values) / len(values) ** 0.5
     return f"{mean:.3f} ± {half:.3f}"
 
 

@@ -1,4 +1,4 @@
-"""ELPO vs GRPO in the regimes where error localization could matter (SPEC 7, issue 10).
+"""ELPO vs GRPO in the regimes where error localization could matter.
 
 Each regime is a problem shape, a policy re-warmed for it (supervised, continued from the
 shipped tiny policy on that shape's demonstrations) and training flags:

@@ -20,7 +20,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from elpo_min.diagnostics import read_log
+from elpo_min.diagnostics import mean_ci, read_log
 
 ARMS = {
     "grpo": ["--algo", "grpo"],
@@ -32,17 +32,6 @@ ARMS = {
 RUNNER = {
     "elpo_random_anchors": [str(Path(__file__).with_name("random_anchors.py"))]
 }  # default: -m elpo_min
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-
-
-def mean_ci(values):
-    mean = statistics.mean(values)
-    half = (
-        T95.get(len(values) - 1, 2.0) * statistics.stdev(values) / len(values) ** 0.5
-        if len(values) > 1
-        else 0.0
-    )
-    return mean, half
 
 
 def main():

@@ -302,14 +302,17 @@ def train(run: Run, resume: bool = False) -> dict:
             with files.updating():
                 stats = policy_update(forward, optimizer, batch, cfg, rt)
             step += 1
-            # training success counts full rollouts only: BEL's continuations start mid-way
-            full = [t for tree in trees for t in tree.trajectories if id(t) not in tree.parents]
+            # Training success from each prompt's first collection, sampled before any outcome
+            # was seen: BEL's later collections stop once b_max failures are in, which biases
+            # their success rate low, and its continuations start mid-way.
+            first = cfg.b_max if cfg.algo == "elpo" else cfg.n_total
+            sampled = [t for tree in trees for t in tree.trajectories[:first]]
             record = {
                 "step": step,
                 "algo": cfg.algo,
                 **info,
                 **stats,
-                "train_success": sum(t.success for t in full) / len(full),
+                "train_success": sum(t.success for t in sampled) / len(sampled),
                 "rollouts_per_prompt": sum(tree.rollouts for tree in trees) / len(trees),
                 "rollout_s": rollout_s,
                 "step_s": time.perf_counter() - tick,

@@ -14,21 +14,23 @@
 # %% [markdown]
 # # 04 · Error-localized adaptive clipping (ELC)
 #
-# The policy loss is PPO's clipped surrogate, per token (SPEC 3.5):
+# The policy loss is PPO's clipped surrogate per token (paper Eq. 2):
 #
-# $$\min\big(r A,\ \mathrm{clip}(r, 1-\epsilon_{low,t}, 1+\epsilon_{high})\, A\big),\qquad r = e^{\log\pi - \log\pi_{old}}$$
+# $$\min\big(r_t A_t,\ \mathrm{clip}(r_t, 1-\epsilon_{low,t}, 1+\epsilon_{high})\, A_t\big),\qquad r_t = e^{\log\pi_\theta - \log\pi_{old}}$$
 #
-# ELC widens only the **lower** bound, and only on the critical step and its suffix of
-# the failed trajectory τ*: $\epsilon_{low,t} = \epsilon_{low} + \epsilon_{elc}$ there,
-# $\epsilon_{low}$ elsewhere. With the paper's defaults the trust region is
-# [0.685, 1.315] on the error suffix and [0.8, 1.315] elsewhere.
+# averaged per trajectory over its action tokens, then over the trajectories (Eq. 1). ELC
+# (§4.3, Eq. 11) widens only the **lower** bound, and only on the critical step and its
+# suffix in the failed trajectory τ*: $\epsilon_{low,t} = \epsilon_{low} + \epsilon_{elc}$
+# there, $\epsilon_{low}$ elsewhere; Eq. 12 is the resulting surrogate. With the paper's
+# values (Table 2) the trust region is [0.685, 1.315] on the error suffix and [0.8, 1.315]
+# elsewhere.
 
 # %%
-# Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
+# Library progress bars and info logs would fill the committed outputs: switch them off.
+# (tqdm warns that ipywidgets is missing; its text progress bars work without it.)
 import warnings
 
-warnings.filterwarnings("ignore")
-import peft  # noqa: F401, E402  (imports bitsandbytes, which prints once on CPU)
+warnings.filterwarnings("ignore", message="IProgress not found")
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 hf_logging.disable_progress_bar()
@@ -36,96 +38,268 @@ hf_logging.set_verbosity_error()
 
 # %%
 import copy
+import json
 
 import matplotlib.pyplot as plt
 import torch
 
 from elpo_min import Config, clip_bounds, clipped_policy_loss
 from elpo_min.bel import build_trees
+from elpo_min.diagnostics import mean_ci
 from elpo_min.logprobs import token_logprobs
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
 from elpo_min.tasks import data_dir, load_problems
 from elpo_min.tools import run_arith
-from elpo_min.train import policy_update, training_batch
+from elpo_min.train import BEL_ARGS, policy_update, training_batch
 
 # %%
 # NBVAL_CHECK_OUTPUT
-eps_low = clip_bounds(torch.tensor([[1.0, 0.0]]), eps_low=0.2, eps_elc=0.115)
-print("lower bounds on / off the error suffix:", [round(1 - e, 3) for e in eps_low[0].tolist()],
-      "| upper bound:", 1 + 0.315)
+cfg = Config()
+eps_low = clip_bounds(torch.tensor([[1.0, 0.0]]), eps_low=cfg.eps_low, eps_elc=cfg.eps_elc)
+print("lower bounds on / off the error suffix:", [round(1 - e, 3) for e in eps_low[0].tolist()])
+print("upper bound everywhere:", 1 + cfg.eps_high)
 
 # %% [markdown]
 # ## The objective against the ratio
 #
-# The lower bound only matters when A < 0: it stops the update from pushing a bad
-# token's probability down further once r < 1 − ε_low. ELC lets the fatal tokens go
-# 11.5 points further down before the gradient switches off.
+# The lower bound only matters when A < 0: once r < 1 − ε_low, the clip stops the update from
+# pushing a bad token's probability further down. ELC lets the tokens of the error suffix go
+# 11.5 points further down before their gradient switches off.
 
 # %% tags=["readme-figure"]
 ratios = torch.linspace(0.4, 1.6, 241)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
-for ax, adv in zip(axes, (-1.0, 1.0)):
-    for elc, style in ((0.0, "-"), (1.0, "--")):
+for ax, advantage in zip(axes, (-1.0, 1.0)):
+    for in_suffix, style in ((0.0, "-"), (1.0, "--")):
         objective = []
         for r in ratios:
-            loss, _ = clipped_policy_loss(torch.log(r).view(1, 1), torch.zeros(1, 1), torch.tensor([[adv]]),
-                                          torch.ones(1, 1), clip_bounds(torch.tensor([[elc]])), 0.315)
+            loss, _ = clipped_policy_loss(
+                torch.log(r).view(1, 1),
+                torch.zeros(1, 1),
+                torch.tensor([[advantage]]),
+                torch.ones(1, 1),
+                clip_bounds(torch.tensor([[in_suffix]])),
+                cfg.eps_high,
+            )
             objective.append(-loss.item())
-        ax.plot(ratios, objective, style, label="error suffix (ELC)" if elc else "elsewhere")
-    ax.set(title=f"A = {adv:+.0f}", xlabel="ratio r", ylabel="clipped objective")
-    ax.grid(alpha=0.3); ax.legend()
+        ax.plot(ratios, objective, style, label="error suffix (ELC)" if in_suffix else "elsewhere")
+    ax.set(title=f"A = {advantage:+.0f}", xlabel="ratio r", ylabel="clipped objective")
+    ax.grid(alpha=0.3)
+    ax.legend()
+plt.show()
 
 # %% [markdown]
-# Flat stretches are where the gradient is zero. For A < 0 the flat part starts at
-# r = 0.8 normally and at r = 0.685 on the error suffix; for A > 0 the two curves
-# coincide.
+# Flat stretches are where the gradient is zero. For A < 0 the flat part starts at r = 0.8
+# normally and at r = 0.685 on the error suffix; for A > 0 the two curves coincide.
 #
-# ## One gradient step, with and without ELC
+# ## The worked example's batch
 #
-# We take one BEL tree from the tiny policy and apply several epochs on the same
-# batch (so the ratios actually move past the clip), once with ELC and once
-# with ε_elc = 0. Then we measure how much probability the critical step's tokens
-# lost.
+# BEL's tree for problem `test2-2` with seed 4 (notebooks 02 and 03), as training sequences:
+# one row per root-to-leaf path, with A_hier on its action tokens and the ELC mask on the
+# action tokens from t_crit on.
 
 # %%
-torch.manual_seed(2)
+# NBVAL_CHECK_OUTPUT
+PROBLEM_ID, SEED = "test2-2", 4
+problem = next(p for p in load_problems(data_dir() / "toy_test.jsonl") if p.id == PROBLEM_ID)
 model, tokenizer = load_policy()
 model.eval()
 engine = RolloutEngine(model, tokenizer, tool=run_arith)
-problems = load_problems(data_dir() / "toy_test.jsonl", limit=8)
-trees = build_trees(engine, problems, n_total=16)
-batch, info = training_batch(trees, Config(), tokenizer.pad_token_id)
-print(info, "| ELC tokens:", int(batch["elc_mask"].sum()))
+torch.manual_seed(SEED)
+tree = build_trees(engine, [problem], **{name: getattr(cfg, name) for name in BEL_ARGS})[0]
+batch, info = training_batch([tree], cfg, tokenizer.pad_token_id)
+for name, tensor in batch.items():
+    print(f"{name:15s} {tuple(tensor.shape)}  [B sequences, T tokens]")
 
 # %%
-def critical_logprob(m):
-    with torch.no_grad():
-        logp = token_logprobs(m, batch["input_ids"], batch["attention_mask"])
-    where = batch["elc_mask"].bool() & (batch["advantages"] < 0)
-    return logp[where].mean().item()
-
-results = {}
-for name, eps_elc in (("ELC (eps_elc=0.115)", 0.115), ("no ELC (eps_elc=0)", 0.0)):
-    m = copy.deepcopy(model)
-    cfg = Config(eps_elc=eps_elc, lr=1e-3, ppo_epochs=4, minibatch_size=512)
-    opt = torch.optim.AdamW(m.parameters(), lr=cfg.lr)
-    stats = policy_update(m, opt, batch, cfg)
-    results[name] = (critical_logprob(m), stats)
-base = critical_logprob(model)
-for name, (lp, stats) in results.items():
-    print(f"{name:20s} mean log-prob of error-suffix tokens with A<0: {base:.3f} -> {lp:.3f} "
-          f"| clip fraction on suffix {stats['clip_frac_in_region']:.3f}, elsewhere {stats['clip_frac_out_region']:.3f}")
+# NBVAL_CHECK_OUTPUT
+tau, result = tree.searches[0]
+second_tau, second = tree.searches[1]
+for row, traj in enumerate(tree.trajectories):
+    actions = int(batch["action_mask"][row].sum())
+    elc = int(batch["elc_mask"][row].sum())
+    if elc:
+        which = "τ*" if traj is tau else "the second search's failure"
+        print(f"row {row:2d}: {actions} action tokens, {elc} under ELC  ({which})")
+print(
+    "ELC tokens that are not actions:", int((batch["elc_mask"] * (1 - batch["action_mask"])).sum())
+)
+first_elc = int(batch["elc_mask"][0].nonzero()[0])
+print(
+    f"τ*'s first ELC token is position {first_elc}, the start of turn {result.t_crit}:",
+    first_elc == tau.turns[result.t_crit - 1].start,
+)
 
 # %% [markdown]
-# ELC lowers the floor for these tokens, so they can lose more probability before the
-# clip stops their gradient, and a smaller share of them is clipped; the other tokens
-# see identical bounds. On this toy the difference after one update is small: the
-# shared parameters move everything together, and most of the push comes from the
-# advantages themselves. ELC matters over many steps, where the clip would otherwise
-# stall the correction of a fatal step early.
+# Two rows carry ELC: τ* from its turn 4 on, and the failure of the second search, whose open
+# bracket left t_crit = 1, so ELC covers all of its action tokens (the pseudo-code read
+# literally; `elc_unprobed` decides the same for searches with no probe at all). No
+# continuation is covered: with the default `elc_scope="trajectory"` ELC marks τ* only.
+#
+# ## The loss and its gradient, with and without ELC
+#
+# At the policy that sampled the batch every ratio is 1, inside both trust regions, so ELC
+# changes nothing: the loss and the gradient are the same with ε_elc = 0.115 and with 0.
+
+
+# %%
+def loss_and_gradient(policy, eps_elc, aggregation=cfg.aggregation):
+    """Eq. 12's loss on the batch and its gradient as one flat vector."""
+    policy.zero_grad()
+    logp = token_logprobs(  # [B, T]
+        policy, batch["input_ids"], batch["attention_mask"], target_mask=batch["action_mask"]
+    )
+    lower = clip_bounds(batch["elc_mask"], cfg.eps_low, eps_elc)  # [B, T]
+    loss, stats = clipped_policy_loss(
+        logp,
+        batch["old_logp"],
+        batch["advantages"],
+        batch["action_mask"],
+        lower,
+        cfg.eps_high,
+        aggregation,
+        region=batch["elc_mask"],
+    )
+    loss.backward()
+    gradient = torch.cat([p.grad.flatten() for p in policy.parameters()])  # [parameters]
+    return loss.item(), gradient, stats, logp.detach()
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+loss_elc, grad_elc, _, _ = loss_and_gradient(model, cfg.eps_elc)
+loss_plain, grad_plain, _, _ = loss_and_gradient(model, 0.0)
+print(f"gradient: {tuple(grad_elc.shape)}")
+print(f"loss with ELC {loss_elc:+.6f}, without {loss_plain:+.6f}")
+print("gradients equal:", torch.equal(grad_elc, grad_plain))
+
+# %% [markdown]
+# ELC acts only once the ratio has moved, that is from the second update on the same batch
+# (a later mini-batch or epoch). So we move the policy first: one update on the whole batch
+# at a learning rate of 1e-3, ten times the default so that ratios move visibly in one step.
+# Then the same loss and gradient at the moved policy, against the log-probs recorded at
+# sampling, as the second update would compute them.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+moved = copy.deepcopy(model)
+optimizer = torch.optim.AdamW(moved.parameters(), lr=1e-3)
+policy_update(moved, optimizer, batch, Config(lr=1e-3))
+loss_elc, grad_elc, stats_elc, logp = loss_and_gradient(moved, cfg.eps_elc)
+loss_plain, grad_plain, stats_plain, _ = loss_and_gradient(moved, 0.0)
+ratio = (logp - batch["old_logp"]).exp()  # [B, T]
+bad = (batch["action_mask"] > 0) & (batch["advantages"] < 0)
+between = (ratio >= 1 - cfg.eps_low - cfg.eps_elc) & (ratio < 1 - cfg.eps_low)
+elc = batch["elc_mask"] > 0
+print(
+    f"ELC tokens with A < 0: {int((bad & elc).sum())}; their ratio is below 0.685 for "
+    f"{int((bad & elc & (ratio < 0.685)).sum())}, in [0.685, 0.8) for "
+    f"{int((bad & elc & between).sum())}"
+)
+print(f"loss with ELC {loss_elc:+.4f}, without {loss_plain:+.4f}")
+print(
+    f"clipped share of ELC tokens: with ELC {stats_elc['clip_frac_in_region']:.3f}, "
+    f"without {stats_plain['clip_frac_in_region']:.3f}"
+)
+print(
+    f"clipped share elsewhere:     with ELC {stats_elc['clip_frac_out_region']:.3f}, "
+    f"without {stats_plain['clip_frac_out_region']:.3f}"
+)
+difference = (grad_elc - grad_plain).norm() / grad_plain.norm()
+print(f"|grad with ELC - grad without| / |grad without| = {difference:.3f}")
+
+# %% [markdown]
+# The gradients now differ, and only through the error-suffix tokens with a negative
+# advantage whose ratio lies in [0.685, 0.8): without ELC they are clipped and contribute
+# nothing; with ELC they keep pushing their probability down. Tokens that fell below 0.685
+# are clipped either way (the loss still differs, since the clipped value is r's bound times
+# A, but their gradient is 0 in both), and every other token sees the same bounds. One
+# update of the tiny policy at this learning rate moves most ratios far, so the window holds
+# few tokens.
+#
+# ## Two aggregations
+#
+# Eq. 1 averages the clipped terms over each trajectory's action tokens, then over the
+# trajectories (`seq-mean-token-mean`): every trajectory weighs the same, whatever its length.
+# DAPO's `token-mean` averages over all action tokens of the batch at once, so a long
+# trajectory weighs more. On the moved policy:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lengths = batch["action_mask"].sum(-1)  # [B]
+print("action tokens per sequence:", lengths.int().tolist())
+print(
+    f"weight of one token: seq-mean-token-mean 1/(B * n_i) ranges "
+    f"{1 / (len(lengths) * lengths.max()):.5f} to {1 / (len(lengths) * lengths.min()):.5f}; "
+    f"token-mean 1/N = {1 / lengths.sum():.5f}"
+)
+for aggregation in ("seq-mean-token-mean", "token-mean"):
+    loss, _, _, _ = loss_and_gradient(moved, cfg.eps_elc, aggregation)
+    print(f"{aggregation:20s} loss = {loss:+.4f}")
+
+# %% [markdown]
+# The failures that took extra turns (retries) are the longest sequences, so `token-mean`
+# gives their tokens, most of them with negative advantages, a larger share of the loss. A
+# sequence with no action token at all (a prompt the model answered with nothing) adds 0 to
+# both and, in `seq-mean-token-mean`, is left out of the count of sequences.
+#
+# ## Four epochs on the batch, with and without ELC
+#
+# Finally the effect on what the policy learns from this batch: the same four epochs from the
+# sampling policy, once with ELC and once with ε_elc = 0, and the mean log-prob of the error
+# suffix's tokens with A < 0 before and after.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+suffix = (batch["elc_mask"] > 0) & (batch["advantages"] < 0)
+
+
+def suffix_logprob(policy):
+    with torch.no_grad():
+        logp = token_logprobs(policy, batch["input_ids"], batch["attention_mask"])
+    return logp[suffix].mean().item()
+
+
+print(f"before: {suffix_logprob(model):.3f}")
+for name, eps_elc in (("with ELC (eps_elc = 0.115)", cfg.eps_elc), ("without (eps_elc = 0)", 0.0)):
+    torch.manual_seed(0)
+    trained = copy.deepcopy(model)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-3)
+    stats = policy_update(trained, optimizer, batch, Config(lr=1e-3, ppo_epochs=4, eps_elc=eps_elc))
+    print(
+        f"{name:27s} after: {suffix_logprob(trained):.3f}, clipped share of ELC tokens "
+        f"{stats['clip_frac_in_region']:.3f}"
+    )
+
+# %% [markdown]
+# Both runs push the error suffix's log-prob from −0.18 to about −2.3 and end within 0.01 of
+# each other. The shared parameters move all tokens together, and most of the push comes from
+# the advantages themselves, not from the few tokens whose clip ELC changes.
+#
+# Does that add up over training? The repository's ablation says no measurable difference on
+# this toy: the 6-seed runs of `benchmarks/sample_efficiency.py` (`--arms grpo elpo
+# elpo_lambda0 elpo_no_elc elpo_random_anchors --steps 15`, committed in
+# `benchmarks/results/efficiency5_rows.json`) end with ELPO and ELPO without ELC within noise:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rows = json.load(open("../benchmarks/results/efficiency5_rows.json"))
+final = {(r["arm"], r["seed"]): r["curve"]["15"] for r in rows}
+seeds = sorted({r["seed"] for r in rows})
+for arm in ("elpo", "elpo_no_elc"):
+    mean, half = mean_ci([final[arm, s] for s in seeds])
+    print(f"{arm:12s} pass@1 after 15 steps: {mean:.1%} ± {half:.1%}")
+gap, half = mean_ci([100 * (final["elpo", s] - final["elpo_no_elc", s]) for s in seeds])
+print(f"ELPO - ELPO without ELC, paired over {len(seeds)} seeds: {gap:+.1f} ± {half:.1f} points")
+
+# %% [markdown]
+# The interval includes zero. These runs make two updates per step (128 sequences in
+# mini-batches of 64), so few ratios leave the trust region (notebook 05 prints the clip
+# fractions of such runs), and ELC has few gradients to change.
 #
 # ## What to try next
-# * `elc_scope="subtree"` in `Config`: ELC also covers failed continuations below the critical node.
-# * `elc_unprobed=False`: leave trajectories that got no probe alone.
-# * `aggregation="token-mean"` (DAPO) instead of the paper's sequence-mean of token-means.
+# * `Config(elc_scope="subtree")`: ELC also covers failed continuations below the critical node.
+# * `Config(elc_unprobed=False)`: leave failures that got no probe alone.
+# * A smaller `minibatch_size` or more `ppo_epochs`: more off-policy updates, more clipping.

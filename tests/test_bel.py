@@ -1,5 +1,5 @@
-"""Binary Error Localization (SPEC 3.1-3.2): the search, its edge cases, and the
-batched tree builder against a direct transcription of the pseudo-code."""
+"""Binary Error Localization (paper §4.1, Eqs. 3-5 and Algorithm 1): the search, its edge
+cases, and the batched tree builder against a direct transcription of the pseudo-code."""
 
 import math
 import random
@@ -171,7 +171,7 @@ class BatchedSimulation(SimulatedPolicy):
 
 
 def sequential_pseudocode(problem, policy, n_total=16, b_max=3, x_min=1, x_max=3, beta=5.0):
-    """A direct transcription of SPEC 3.2, one rollout at a time."""
+    """A direct transcription of Algorithm 1 (Appendix A), one rollout at a time."""
     rollouts, searches = 0, []
     while rollouts < n_total:
         buffer = []

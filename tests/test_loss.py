@@ -1,4 +1,4 @@
-"""The clipped objective with ELC (SPEC 3.4-3.5), checked by hand."""
+"""The clipped objective with ELC (paper Eqs. 1, 2, 11 and 12), checked by hand."""
 
 import math
 

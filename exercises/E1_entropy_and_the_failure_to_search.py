@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # E1 · Entropy, and which failure to search
+#
+# *Follows notebook 01 and the first half of notebook 02. About 40 minutes.*
+#
+# ELPO reads the policy's uncertainty turn by turn to decide which failed trajectory to search
+# and how many continuations to spend at each step (paper §4.1). You will write the four
+# pieces:
+#
+# 1. the per-token entropy of the sampling distribution (Eq. 3);
+# 2. H_root, H_step and the entropy gap of a trajectory;
+# 3. τ*, the failure of the buffer to search (Eq. 4);
+# 4. X_m, the number of continuations at anchor m (Eq. 5).
+#
+# Replace each `raise NotImplementedError` with your code, then run the check below it. A
+# check prints ✓ per case; at the first failure it shows the input, the expected value and
+# what your function returned, and a hint when your output is that of a usual mistake.
+
+# %%
+import math
+
+import torch
+
+from elpo_min.course import (
+    check_select_failure,
+    check_step_entropies,
+    check_suffix_count,
+    check_token_entropy,
+)
+
+# %% [markdown]
+# ## 1. Token entropy (Eq. 3)
+#
+# The policy samples each token from $p = \mathrm{softmax}(z / T)$, the logits $z$ divided by
+# the sampling temperature $T$. The entropy of that distribution is
+#
+# $$H = -\sum_j p_j \log p_j .$$
+#
+# Write it for a batch: `logits` is `[B, V]`, the result `[B]`. Work with log-probabilities
+# (`torch.log_softmax`) rather than `log(softmax(...))`, which underflows for confident rows.
+
+
+# %% nbgrader={"grade": false, "grade_id": "e1_token_entropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The entropy of softmax(logits / temperature) per row: [B, V] -> [B]."""
+    ### BEGIN SOLUTION
+    log_probs = torch.log_softmax(logits / temperature, dim=-1)  # [B, V]
+    return -(log_probs.exp() * log_probs).sum(-1)  # [B]
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+check_token_entropy(token_entropy)
+
+# %% [markdown]
+# ## 2. H_root, H_step and the entropy gap
+#
+# A trajectory with K tool steps has K + 1 turns: turn 0 before any tool output, and turn m
+# right after the m-th tool output (the last one is the answer). Here a trajectory is given as
+# `turn_entropies`, the entropies of the tokens each turn generated.
+#
+# * $H_{root}$: the mean entropy of the first `window` tokens of turn 0;
+# * $H_{step}(m)$ for m = 1..K: the same mean over turn m;
+# * the entropy gap: the mean of $H_{step}$ over the K steps, minus $H_{root}$.
+#
+# Return `(h_root, h_steps, gap)` with `h_steps` a list of K numbers.
+
+
+# %% nbgrader={"grade": false, "grade_id": "e1_step_entropies", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def step_entropies(turn_entropies: list[list[float]], window: int = 32):
+    """(H_root, [H_step(1), ..., H_step(K)], entropy gap) of one trajectory."""
+
+    ### BEGIN SOLUTION
+    def head_mean(values: list[float]) -> float:
+        head = values[:window]
+        return sum(head) / len(head)
+
+    h_root = head_mean(turn_entropies[0])
+    h_steps = [head_mean(turn) for turn in turn_entropies[1:]]
+    gap = sum(h_steps) / len(h_steps) - h_root
+    return h_root, h_steps, gap
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+check_step_entropies(step_entropies)
+
+# %% [markdown]
+# ## 3. Which failure to search (Eq. 4)
+#
+# BEL collects failures into a buffer and searches the one whose policy grew most uncertain
+# after its tool outputs:
+#
+# $$\tau^* = \arg\max_{\tau \in \text{buffer}} \big(H_{tool}(\tau) - H_{root}(\tau)\big)$$
+#
+# Given the buffer's entropy gaps, return the index of τ* (the first one on a tie).
+
+
+# %% nbgrader={"grade": false, "grade_id": "e1_select_failure", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def select_failure(gaps: list[float]) -> int:
+    """The index of tau* in the failure buffer, given each failure's entropy gap."""
+    ### BEGIN SOLUTION
+    return max(range(len(gaps)), key=lambda i: gaps[i])
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+check_select_failure(select_failure)
+
+# %% [markdown]
+# ## 4. How many continuations at anchor m (Eq. 5)
+#
+# $$X_m = \mathrm{round}\Big(X_{\min} + (X_{\max} - X_{\min})\,\sigma\big(\beta\,(H_{step}(\tau^*, m) - H_{root}(\tau^*))\big)\Big)$$
+#
+# with σ the logistic function. Round half up (2.5 → 3), as this implementation does.
+
+
+# %% nbgrader={"grade": false, "grade_id": "e1_suffix_count", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def suffix_count(h_step, h_root, x_min=1, x_max=3, beta=5.0) -> int:
+    """X_m: continuations to sample from prefix(m)."""
+    ### BEGIN SOLUTION
+    sigmoid = 1.0 / (1.0 + math.exp(-beta * (h_step - h_root)))
+    return math.floor(x_min + (x_max - x_min) * sigmoid + 0.5)
+    ### END SOLUTION
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+check_suffix_count(suffix_count)
+
+# %% [markdown]
+# ## To think about
+#
+# * On the tiny policy (notebook 02) every entropy gap was within 0.1 nat of zero, so X_m was 2
+#   at every anchor. What would make Eq. 4 and Eq. 5 matter more?
+# * `math.exp(-beta * x)` overflows for large negative `x` times `beta`. When could that
+#   happen, and how does `elpo_min.bel.suffix_count` avoid it?

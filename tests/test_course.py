@@ -109,7 +109,7 @@ def test_the_student_capstone_runs_in_a_kernel_and_says_not_implemented(tmp_path
     printed = "".join(
         out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
     )
-    assert "one ELPO step with your functions: not implemented yet" in printed
+    assert "one ELPO step with your functions\n  not implemented yet" in printed
     assert "first tree: not implemented yet" in printed
     assert "second tree: not implemented yet" in printed
 

@@ -66,7 +66,7 @@ def run_check(title: str, cases: list[Case]) -> bool:
         try:
             got = case.run()
         except NotImplementedError:
-            print(f"  {title}: not implemented yet")
+            print("  not implemented yet")
             return False
         except Exception as error:  # the student's code raised: show it as one line
             print(f"  {FAIL} {case.name}: raised {type(error).__name__}: {error}")

@@ -38,9 +38,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/ruff check $(LINTED)
 
+# One test process per core (pytest-xdist), each with one torch thread: two processes of two
+# threads on two cores slow each other down many times over. --dist loadscope keeps a
+# notebook's cells, which share one kernel, on one process.
 test: lint
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks exercises \
-		--ignore=exercises/student
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope \
+		--nbval-lax --nbval-current-env tests notebooks exercises --ignore=exercises/student
 
 # The notebooks' source of truth is notebooks/*.py and exercises/E*.py (jupytext percent
 # format); this regenerates the .ipynb files and executes them in place so they carry their

@@ -80,5 +80,6 @@ class Config:
     save_every: int = 10
     out_dir: str = "runs/elpo"
     seed: int = 0
-    threads: int = 2
+    # torch CPU threads; 0: torch's default (OMP_NUM_THREADS if set, else the machine's cores)
+    threads: int = 0
     progress: bool = True

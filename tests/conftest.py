@@ -4,9 +4,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

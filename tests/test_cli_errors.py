@@ -43,7 +43,7 @@ CASES = [
     (["train", "--eval_every", "0"], "eval_every"),
     (["train", "--save_every", "0"], "save_every"),
     (["train", "--eval_problems", "0"], "eval_problems"),
-    (["train", "--threads", "0"], "threads"),
+    (["train", "--threads", "-1"], "threads"),
     (["train", "--micro_batch_size", "-1"], "micro_batch_size"),
     (["train", "--dtype", "float7"], "dtype"),
     (["train", "--device", "banana"], "device"),
@@ -133,3 +133,19 @@ def test_debug_shows_the_traceback():
     assert plain.returncode == 2 and plain.stderr.strip().count("\n") == 0
     assert "config field lr" in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_threads_zero_keeps_torchs_default_and_a_count_sets_it():
+    import torch
+
+    from elpo_min.launch.build import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        use_threads(0)
+        assert torch.get_num_threads() == 1
+        use_threads(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -100,6 +100,18 @@ def enable_gradient_checkpointing(model) -> None:
     model.config.use_cache = True
 
 
+def use_threads(threads: int) -> None:
+    """Set torch's CPU threads; 0 keeps torch's default.
+
+    torch's default is ``OMP_NUM_THREADS`` when it is set, else the machine's cores. Leaving it
+    alone lets the environment decide: ``make test`` runs two test processes side by side with
+    ``OMP_NUM_THREADS=1`` each, since two processes of two threads on two cores slow each other
+    down many times over.
+    """
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def build_run(cfg: Config) -> Run:
     """Everything a run needs: runtime, seeds, problems, policy, engine and diagnostics.
 
@@ -113,7 +125,7 @@ def build_run(cfg: Config) -> Run:
             f"{rt.world_size} processes; make it a multiple of the world size (it is global)"
         )
     task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
-    torch.set_num_threads(cfg.threads)
+    use_threads(cfg.threads)
     random.seed(cfg.seed)
     # the same seed on every rank: identical LoRA initialization
     torch.manual_seed(cfg.seed)

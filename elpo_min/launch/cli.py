@@ -73,10 +73,10 @@ def cmd_eval(args, overrides: dict) -> None:
     from ..diagnostics import evaluate, render_trajectory
     from ..models import load_policy
     from ..tasks import load_task
-    from .build import executor_name, make_engine, uses_chat_format
+    from .build import executor_name, make_engine, use_threads, uses_chat_format
 
     task = load_task(cfg.task, cfg.train_data, cfg.test_data, cfg.eval_problems)
-    torch.set_num_threads(cfg.threads)
+    use_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_policy(cfg.model, gguf_file=cfg.gguf_file, dtype=cfg.dtype)
     model.eval()
@@ -110,12 +110,12 @@ def cmd_eval(args, overrides: dict) -> None:
 
 
 def cmd_warmup(args, overrides: dict) -> None:
-    import torch
 
     from ..sft import warmup
     from ..tasks import data_dir
+    from .build import use_threads
 
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     options = {
         k: v for k, v in vars(args).items() if k not in ("command", "threads", "out", "debug")
     }
@@ -134,8 +134,9 @@ def cmd_cold_start(args, overrides: dict) -> None:
     from ..sft import chat_example, cold_start, demo_pieces
     from ..sft.warmup import reproducing_command
     from ..tasks import FencedFormat, chat_question, held_out
+    from .build import use_threads
 
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     rng = random.Random(args.seed)
@@ -203,7 +204,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML file of Config fields")
     p.add_argument("--problems", type=int, default=200)
     p.add_argument("--k", type=int, default=4)
-    sft = {"p_copy_error": 0.1, "p_syntax_error": 0.1, "seed": 0, "threads": 2}
+    sft = {"p_copy_error": 0.1, "p_syntax_error": 0.1, "seed": 0, "threads": 0}
     p = sub.add_parser(
         "warmup", help="supervised warm-up of the tiny policy (--init: continue one)"
     )

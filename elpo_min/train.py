@@ -100,7 +100,7 @@ def training_batch(
     Returns:
         ``(batch, info)``. ``batch`` holds [B, T] ``input_ids``, ``attention_mask``,
         ``action_mask``, ``old_logp``, ``advantages`` and ``elc_mask``; ``info`` the number of
-        sequences, of unprobed searches, and the mean t_crit of the probed ones.
+        sequences, of unprobed searches, and the probed searches' mean t_crit (or None).
     """
     sequences, advantages, elc_masks = [], [], []
     credited = [credit_tree(tree, cfg) for tree in trees]
@@ -114,12 +114,13 @@ def training_batch(
     batch["advantages"] = pad_rows(advantages, 0.0, torch.float, device)
     batch["elc_mask"] = pad_rows(elc_masks, 0.0, torch.float, device) * batch["action_mask"]
     searches = [result for tree in trees for _, result in tree.searches]
-    # an unprobed search's t_crit = 1 is a default, not a finding: the mean leaves it out
+    # an unprobed search's t_crit = 1 is a default, not a finding: the mean leaves it out,
+    # and is None when no search probed
     found = [result.t_crit for result in searches if result.probes]
     info = {
         "sequences": len(sequences),
         "unprobed": len(searches) - len(found),
-        "t_crit_mean": sum(found) / len(found) if found else 0.0,
+        "t_crit_mean": sum(found) / len(found) if found else None,
     }
     if step_metrics:
         info.update(step_metrics(credited, cfg))

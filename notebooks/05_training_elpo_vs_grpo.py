@@ -56,18 +56,18 @@ from elpo_min.train import BEL_ARGS
 # %% [markdown]
 # ## Two short runs
 #
-# Six steps of 4 prompts with N_total = 8 rollouts each, from the shipped policy, one seed,
-# held-out pass@1 on 100 problems before and after. Each step has 32 sequences, one
+# Four steps of 3 prompts with N_total = 8 rollouts each, from the shipped policy, one seed,
+# held-out pass@1 on 50 problems before and after. Each step has 24 sequences, one
 # mini-batch: **one policy update per step**.
 
 # %%
 short = {
-    "steps": 6,
-    "prompts_per_step": 4,
+    "steps": 4,
+    "prompts_per_step": 3,
     "n_total": 8,
-    "eval_every": 6,
-    "eval_problems": 100,
-    "save_every": 6,
+    "eval_every": 4,
+    "eval_problems": 50,
+    "save_every": 4,
     "progress": False,
     "seed": 0,
     "model": "../data/tiny_policy",
@@ -84,9 +84,12 @@ for algo, result in results.items():
     print(f"{algo}: held-out pass@1 {before:.0%} -> {after:.0%} (standard error {error:.0%})")
 
 # %% [markdown]
-# On 100 problems a pass@1 figure has a standard error of about 5 points, so the two runs'
+# On 50 problems a pass@1 figure has a standard error of about 7 points, so the two runs'
 # end points are within noise of each other, and one seed cannot say which algorithm is
-# better: that takes the multi-seed runs further down.
+# better: that takes the multi-seed runs further down. The change of each run from its start
+# is the difference of two such figures, with a standard error of about 9 points: after four
+# updates, a change smaller than about 18 points (two standard errors) is no evidence either
+# way.
 #
 # ## Learning curves
 #
@@ -108,7 +111,7 @@ display(figure)
 # * `train_success`: as above;
 # * `t_crit_mean`: the mean t_crit of the searches that probed; `unprobed`: searches that got
 #   no probe (K ≤ 1 or no budget left), which get t_crit = 1 by default and are left out of
-#   the mean;
+#   the mean (n/a when no search probed);
 # * `oracle_agree`: how often a probed t_crit equals the toy oracle's fatal step (`toy.fatal_step`);
 # * `clip ELC / else`: the share of action tokens clipped on the error suffix and elsewhere;
 # * `credit_auc`: the chance that a sound turn gets more advantage than a fatal turn of the
@@ -385,7 +388,7 @@ plt.show()
 #
 # ## BEL's budget at work
 #
-# One more measurement for the question below: what BEL does with N_total = 16 on 16 held-out
+# One more measurement for the question below: what BEL does with N_total = 16 on 12 held-out
 # prompts of the default regime, with the shipped policy.
 
 # %%
@@ -394,7 +397,7 @@ model.eval()
 engine = RolloutEngine(model, tokenizer, tool=run_arith, decoder=FastDecoder)
 cfg = Config()
 torch.manual_seed(0)
-problems = load_problems(data_dir() / "toy_test.jsonl", limit=16)
+problems = load_problems(data_dir() / "toy_test.jsonl", limit=12)
 trees = build_trees(engine, problems, **{name: getattr(cfg, name) for name in BEL_ARGS})
 searches = [result for tree in trees for _, result in tree.searches]
 probes = [outcomes for result in searches for _, outcomes in result.probes]
@@ -443,11 +446,11 @@ print(
 #
 # ## pass@k, maj@k and tool calls of the trained policies
 #
-# The short runs' checkpoints on 40 held-out problems, 4 samples each (one seed: the noise
+# The short runs' checkpoints on 20 held-out problems, 4 samples each (one seed: the noise
 # statement of the first section applies).
 
 # %%
-test = load_problems(data_dir() / "toy_test.jsonl", limit=40)
+test = load_problems(data_dir() / "toy_test.jsonl", limit=20)
 lines = []
 for name, path in (
     ("start", "../data/tiny_policy"),

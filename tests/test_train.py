@@ -26,7 +26,6 @@ TINY_RUN = {
     "save_every": 2,
     "max_turns": 8,
     "progress": False,
-    "threads": 2,
 }
 
 
@@ -130,6 +129,10 @@ def test_training_batch_attributes_advantages_per_step_and_elc_suffix(shipped_po
     off = PromptTree(p, [tau, ok], {}, [(tau, BELResult(3, [(2, [True])], 1))], 2)
     off_info = training_batch([off], Config(), tok.pad_token_id, step_metrics=toy_step_metrics)[1]
     assert off_info["t_crit_oracle_agree"] == 0.0
+    # a search that never probed keeps the default t_crit = 1, which is no finding to average
+    unprobed = PromptTree(p, [tau, ok], {}, [(tau, BELResult(1, [], 0))], 2)
+    unprobed_info = training_batch([unprobed], Config(), tok.pad_token_id)[1]
+    assert unprobed_info["unprobed"] == 1 and unprobed_info["t_crit_mean"] is None
     adv, elc, act = batch["advantages"], batch["elc_mask"], batch["action_mask"]
     assert torch.all(adv[act == 0] == 0) and torch.all(elc[act == 0] == 0)
     # tau's step 1 is shared with the successful child: values (0 + 1)/2 vs the other root child 1

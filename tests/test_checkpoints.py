@@ -47,7 +47,15 @@ def step_record(folder, step: int) -> dict:
 
 
 def assert_same_run(a, b):
-    for key in ("loss", "train_success", "clip_frac", "grad_norm", "sequences", "t_crit_mean"):
+    for key in (
+        "loss",
+        "train_success",
+        "clip_frac",
+        "grad_norm",
+        "sequences",
+        "rollouts_per_prompt",
+        "t_crit_mean",
+    ):
         if b[key] is None:
             # t_crit_mean when no search probed
             assert a[key] is None, key
@@ -177,6 +185,19 @@ def test_overrides_on_resume_apply_and_frozen_fields_are_refused(tmp_path):
     for field, value in (("lora_rank", "4"), ("algo", "grpo"), ("model", "other"), ("seed", "3")):
         with pytest.raises(UserError, match=f"config field {field} cannot change on --resume"):
             load_resumed_config(None, {field: value}, str(folder))
+
+
+def test_a_finished_run_resumes_exactly_and_drops_records_after_its_checkpoint(straight, tmp_path):
+    part = tmp_path / "part"
+    run_training(load_config(None, {**TINY_RUN, "out_dir": str(part), "steps": 2}))
+    with open(part / "metrics.jsonl", "a") as log:
+        # a step logged after the checkpoint
+        log.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
+    run_training(load_config(None, {**TINY_RUN, "out_dir": str(part)}), resume=True)
+    # the stale step-3 record was dropped, not duplicated
+    assert [r["step"] for r in records(part)] == [0, 1, 2, 3, 4]
+    assert_same_run(step_record(part, 4), step_record(straight, 4))
+    assert (straight / "learning_curve.png").stat().st_size > 1000
 
 
 def test_an_interrupt_during_rollouts_resumes_exactly(straight, tmp_path, monkeypatch):

@@ -18,6 +18,9 @@ and saved to the JSON as soon as it is done (a run cut short keeps what it measu
    bf16 LoRA and nf4 QLoRA (bitsandbytes): peak memory and seconds.
 5. **recipes**: each ``configs/*.yaml`` at its shape: one mini-batch update with its
    micro-batches (peak memory, seconds) and decode steps/s at its rollout batch.
+6. **sampler**: the sampler's recorded log-probs and entropies on a peaked distribution over
+   the real vocabulary, against float64, eager and (on a GPU) replayed from a CUDA graph;
+   the bound is 1e-5.
 
 Every decode is timed under ``torch.no_grad()`` after one warm-up.
 
@@ -39,7 +42,7 @@ from elpo_min.config import Config
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.launch import load_config
 from elpo_min.logprobs import token_logprobs
-from elpo_min.rollout import PlainDecoder
+from elpo_min.rollout import PlainDecoder, sample_tokens
 from elpo_min.train import policy_update
 from elpo_min.trajectory import Trajectory, collate
 
@@ -352,6 +355,40 @@ def graph_equivalence(model, device, batch=16, prompt_len=31, new_tokens=64) -> 
     }
 
 
+def sampler_fidelity(device: str, vocab: int = 151_669, rows: int = 8) -> dict:
+    """Largest gaps of the sampler's log-prob and entropy to float64, on one token at 0 and the
+    rest of the vocabulary near -17: a tail a float32 running sum would drop."""
+    torch.manual_seed(0)
+    logits = (-17.0 + 0.5 * torch.randn(rows, vocab)).to(device)  # [B, V]
+    logits[:, 7] = 0.0
+    reference = logits.double().log_softmax(-1)  # [B, V]
+    reference_entropy = -(reference.exp() * reference).sum(-1)  # [B]
+
+    def gaps(token, logp, entropy) -> dict:
+        expected = reference.gather(-1, token).squeeze(-1)  # [B]
+        return {
+            "max_abs_logp_gap": (logp.double() - expected).abs().max().item(),
+            "max_abs_entropy_gap": (entropy.double() - reference_entropy).abs().max().item(),
+        }
+
+    out = {"vocab": vocab, "eager": gaps(*sample_tokens(logits, 1.0))}
+    if device.startswith("cuda"):
+        # warm up on a side stream, then capture the sampler as the fast decoder's graph holds it
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            sample_tokens(logits, 1.0)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = sample_tokens(logits, 1.0)
+        graph.replay()
+        torch.cuda.synchronize()
+        out["cuda_graph"] = gaps(*captured)
+    print("sampler against float64:", out, flush=True)
+    return out
+
+
 def prefix_reuse_rows(model, device, anchors, continuations, prefix_len, new_tokens) -> list[dict]:
     """BEL-style continuations: ``anchors`` distinct prefixes, each continued ``continuations``
     times, prefilled once per prefix (branching its cache) or once per row."""
@@ -416,7 +453,8 @@ def main():
         "--budget_s", type=float, default=420, help="skip the remaining sections after this"
     )
     ap.add_argument(
-        "--sections", default="decode,equivalence,prefix_reuse,update,recipes,decode_compiled"
+        "--sections",
+        default="sampler,decode,equivalence,prefix_reuse,update,recipes,decode_compiled",
     )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -469,6 +507,7 @@ def main():
             ).eval()
         return models["small"]
 
+    section("sampler", lambda: sampler_fidelity(args.device))
     section(
         "decode",
         lambda: decode_rows(

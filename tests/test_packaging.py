@@ -79,6 +79,7 @@ def test_gpu_check_smoke_run_on_cpu(tmp_path):
     result = json.loads(out.read_text())
     assert {r["mode"] for r in result["update"]} >= {"bf16 LoRA"}
     assert all(r["update_s"] > 0 for r in result["update"])
+    assert result["sampler"]["eager"]["max_abs_logp_gap"] < 1e-5
     decoders = {r["decoder"] for r in result["decode"] if "steps_per_s" in r}
     assert {"fast decoder", "plain decoder", "generate, dynamic cache"} <= decoders
     assert "| batch | decoder | steps/s |" in done.stdout

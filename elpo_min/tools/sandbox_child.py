@@ -165,6 +165,15 @@ def seccomp_program(arch: str, own_pid: int) -> bytes:
     def op(code, k, jt=0, jf=0):
         program.append(struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF))
 
+    def allow_only_if_first_arg(name: str, test: int, value: int) -> None:
+        """Allow ``name`` when its first argument passes ``test`` against ``value`` (JEQ: equal,
+        JSET: has all its bits), else refuse it with EPERM; other calls jump past all five ops."""
+        op(JEQ, numbers[name], 0, 4)
+        op(LD, arg(0))
+        op(test, value, 0, 1)
+        op(RET, ALLOW)
+        op(RET, ERRNO | EPERM)
+
     op(LD, ARCH)
     op(JEQ, SECCOMP_ARCH[arch], 1, 0)
     op(RET, KILL)
@@ -179,25 +188,13 @@ def seccomp_program(arch: str, own_pid: int) -> bytes:
         ("tgkill", own_pid),
         ("prlimit64", 0),
     ):
-        op(JEQ, numbers[name], 0, 4)
-        op(LD, arg(0))
-        op(JEQ, allowed, 0, 1)
-        op(RET, ALLOW)
-        op(RET, ERRNO | EPERM)
+        allow_only_if_first_arg(name, JEQ, allowed)
     # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
-    op(JEQ, numbers["clone"], 0, 4)
-    op(LD, arg(0))
-    op(JSET, CLONE_THREAD, 0, 1)
-    op(RET, ALLOW)
-    op(RET, ERRNO | EPERM)
+    allow_only_if_first_arg("clone", JSET, CLONE_THREAD)
     op(JEQ, numbers["clone3"], 0, 1)
     op(RET, ERRNO | ENOSYS)
     # socket(domain): Unix sockets only
-    op(JEQ, numbers["socket"], 0, 4)
-    op(LD, arg(0))
-    op(JEQ, AF_UNIX, 0, 1)
-    op(RET, ALLOW)
-    op(RET, ERRNO | EPERM)
+    allow_only_if_first_arg("socket", JEQ, AF_UNIX)
     for name in REFUSED:
         if name in numbers:
             op(JEQ, numbers[name], 0, 1)

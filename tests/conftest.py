@@ -21,6 +21,18 @@ def shipped_policy():
     return model.eval(), tokenizer
 
 
+# A training run of a few seconds on the shipped policy: 4 steps, evaluated and saved every 2
+TINY_RUN = {
+    "steps": 4,
+    "prompts_per_step": 2,
+    "n_total": 4,
+    "eval_problems": 8,
+    "eval_every": 2,
+    "save_every": 2,
+    "max_turns": 8,
+    "progress": False,
+}
+
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_RUN
 
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
@@ -26,16 +27,6 @@ from elpo_min.models import load_policy
 from elpo_min.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_RUN = {
-    "steps": 4,
-    "prompts_per_step": 2,
-    "n_total": 4,
-    "eval_problems": 8,
-    "eval_every": 2,
-    "save_every": 2,
-    "max_turns": 8,
-    "progress": False,
-}
 
 
 def records(folder) -> list[dict]:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_RUN
 
 from elpo_min import toy
 from elpo_min.bel import BELResult, PromptTree
@@ -16,17 +17,6 @@ from elpo_min.train import policy_update, training_batch
 from elpo_min.trajectory import Trajectory, Turn
 
 TINY_POLICY_DIR = data_dir() / "tiny_policy"
-
-TINY_RUN = {
-    "steps": 4,
-    "prompts_per_step": 2,
-    "n_total": 4,
-    "eval_problems": 8,
-    "eval_every": 2,
-    "save_every": 2,
-    "max_turns": 8,
-    "progress": False,
-}
 
 
 @pytest.mark.parametrize(

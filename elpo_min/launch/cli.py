@@ -110,7 +110,6 @@ def cmd_eval(args, overrides: dict) -> None:
 
 
 def cmd_warmup(args, overrides: dict) -> None:
-
     from ..sft import warmup
     from ..tasks import data_dir
     from .build import use_threads

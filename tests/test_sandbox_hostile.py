@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -285,7 +284,6 @@ def test_hostile_code_leaves_the_caller_and_the_world_intact(
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"code": code.replace("{decoy}", str(decoy)), "history": history}))
     env = {**os.environ, "TMPDIR": str(scratch)}
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", PARENT, str(ROOT), str(case)],
         capture_output=True,
@@ -303,7 +301,8 @@ def test_hostile_code_leaves_the_caller_and_the_world_intact(
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
     assert not leftovers, "a process the case started outlived it"
-    assert time.perf_counter() - started < 30
+    # a case asserts what a successful attack would see ('attached', 'opened', ...)
+    assert "AssertionError" not in (report["first"]["error"] or ""), report["first"]["error"]
     if kind == "replay":
         assert "SECRET" not in report["first"]["stdout"] + (report["first"]["error"] or "")
         assert report["first"]["stdout"] == "now\n"

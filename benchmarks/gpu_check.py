@@ -41,8 +41,10 @@ import torch
 from elpo_min.config import Config
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.launch import load_config
+from elpo_min.launch.build import enable_gradient_checkpointing
 from elpo_min.logprobs import token_logprobs
-from elpo_min.rollout import PlainDecoder, sample_tokens
+from elpo_min.models.loading import disable_avx512bf16
+from elpo_min.rollout import PlainDecoder, sample_tokens, token_entropy
 from elpo_min.train import policy_update
 from elpo_min.trajectory import Trajectory, collate
 
@@ -149,9 +151,7 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
                         if linear.bias is not None:
                             q.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
                         setattr(parent, name, q)
-        for m in model.modules():  # as elpo_min.models.load_policy does
-            if hasattr(m, "support_avx512bf16_for_cpu"):
-                m.support_avx512bf16_for_cpu = False
+        disable_avx512bf16(model)
     if lora_rank:
         model = get_peft_model(
             model,
@@ -159,11 +159,7 @@ def random_model(shape: str, dtype, device: str, nf4: bool = False, lora_rank: i
                 r=lora_rank, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"
             ),
         )
-        enable = (
-            getattr(model, "activation_checkpointing_enable", None)
-            or model.gradient_checkpointing_enable
-        )
-        enable({"use_reentrant": False})  # the name before transformers 5.2x
+        enable_gradient_checkpointing(model)
     return model
 
 
@@ -362,7 +358,7 @@ def sampler_fidelity(device: str, vocab: int = 151_669, rows: int = 8) -> dict:
     logits = (-17.0 + 0.5 * torch.randn(rows, vocab)).to(device)  # [B, V]
     logits[:, 7] = 0.0
     reference = logits.double().log_softmax(-1)  # [B, V]
-    reference_entropy = -(reference.exp() * reference).sum(-1)  # [B]
+    reference_entropy = token_entropy(reference)  # [B]
 
     def gaps(token, logp, entropy) -> dict:
         expected = reference.gather(-1, token).squeeze(-1)  # [B]

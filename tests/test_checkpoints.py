@@ -20,6 +20,7 @@ from conftest import TINY_RUN
 
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
+from elpo_min.diagnostics import read_log
 from elpo_min.errors import UserError
 from elpo_min.launch import load_config, run_training
 from elpo_min.launch.config_io import load_resumed_config
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def records(folder) -> list[dict]:
-    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return read_log(folder / "metrics.jsonl")
 
 
 def step_record(folder, step: int) -> dict:

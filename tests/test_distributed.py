@@ -1,7 +1,6 @@
 """Data parallel on CPU (gloo, 2 processes via torchrun): the same update as one process on
 the union batch, exact resume at the same world size, rank-0-only files written once."""
 
-import json
 import os
 import subprocess
 import sys
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from elpo_min.diagnostics import read_log
 
 pytest.importorskip("accelerate")
 HERE = Path(__file__).resolve().parent
@@ -86,7 +87,7 @@ RUN = [
 
 
 def records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return read_log(run / "metrics.jsonl")
 
 
 def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_once(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import BPE_QUESTION
 
+from elpo_min.diagnostics import read_log
 from elpo_min.logprobs import token_logprobs
 from elpo_min.rollout import RolloutEngine
 from elpo_min.tasks import FencedFormat, WordProblem, check_answer
@@ -107,7 +108,6 @@ def test_continuation_from_a_prefix_never_re_tokenizes(engine_and_trajs, bpe_cha
 
 
 def test_one_train_step_on_gsm_with_a_tiny_chat_model(bpe_chat_policy, tmp_path):
-    import json
 
     from elpo_min.launch import load_config, run_training
 
@@ -130,9 +130,7 @@ def test_one_train_step_on_gsm_with_a_tiny_chat_model(bpe_chat_policy, tmp_path)
         },
     )
     result = run_training(cfg)
-    records = [
-        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    ]
+    records = read_log(tmp_path / "run" / "metrics.jsonl")
     step = next(r for r in records if r["step"] == 1 and "loss" in r)
     assert step["rollouts_per_prompt"] == 4 and result["steps"] == 1
     assert (tmp_path / "run" / "checkpoint" / "model" / "tokenizer.json").is_file()

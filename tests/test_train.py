@@ -1,7 +1,5 @@
 """Trainer: config validation, tree -> training batch, LoRA/QLoRA, degenerate batches, resume."""
 
-import json
-
 import pytest
 import torch
 from conftest import TINY_RUN
@@ -9,7 +7,7 @@ from conftest import TINY_RUN
 from elpo_min import toy
 from elpo_min.bel import BELResult, PromptTree
 from elpo_min.config import Config
-from elpo_min.diagnostics import toy_step_metrics
+from elpo_min.diagnostics import read_log, toy_step_metrics
 from elpo_min.launch import load_config, parse_overrides, run_training
 from elpo_min.models import load_policy
 from elpo_min.tasks import data_dir
@@ -208,7 +206,7 @@ def test_lora_run_with_kl_to_the_adapter_free_reference_and_gradient_checkpointi
         },
     )
     run_training(cfg)
-    record = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1]
+    record = read_log(tmp_path / "metrics.jsonl")[1]
     assert record["kl_ref"] > 0.0 and torch.isfinite(torch.tensor(record["loss"]))
     saved = {p.name for p in (tmp_path / "checkpoint" / "model").iterdir()}
     assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved  # adapter only

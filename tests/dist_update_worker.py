@@ -23,16 +23,19 @@ def main(out_dir: str, micro_batch_size: int = 0) -> None:
     torch.set_num_threads(1)
     rt = runtime()
     for algo in ("elpo", "grpo"):
+        # the trees of one algorithm serve both aggregations: sampled once, from the same weights
+        torch.manual_seed(0)
+        model, tok = load_policy()
+        engine = RolloutEngine(model, tok, tool=run_arith)
+        problems = toy.generate_problems(4, seed=5)
+        trees = (
+            build_trees(engine, problems, n_total=4, b_max=2)
+            if algo == "elpo"
+            else grpo_trees(engine, problems, 4)
+        )
         for aggregation in ("seq-mean-token-mean", "token-mean"):
-            torch.manual_seed(0)
-            model, tok = load_policy()
-            engine = RolloutEngine(model, tok, tool=run_arith)
-            problems = toy.generate_problems(4, seed=5)
-            trees = (
-                build_trees(engine, problems, n_total=4, b_max=2)
-                if algo == "elpo"
-                else grpo_trees(engine, problems, 4)
-            )
+            # a fresh copy of the policy for every update
+            model, _ = load_policy()
             cfg = Config(
                 algo=algo, aggregation=aggregation, micro_batch_size=micro_batch_size, n_total=4
             )

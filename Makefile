@@ -45,11 +45,12 @@ lint: $(STAMP)
 
 # One test process per core (pytest-xdist), each with one torch thread: two processes of two
 # threads on two cores slow each other down many times over. --dist loadscope keeps a
-# notebook's cells, which share one kernel, on one process. --durations lists the slowest
-# tests, to keep the suite inside CI's 8 minutes.
+# notebook's cells, which share one kernel, on one process. The notebooks come first: they are
+# the longest units, and a long unit handed out last leaves the other core idle at the end.
+# --durations lists the slowest tests, to keep the suite inside CI's 8 minutes.
 test: lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --durations 10 \
-		--nbval-lax --nbval-current-env tests notebooks exercises --ignore=exercises/student
+		--nbval-lax --nbval-current-env notebooks exercises tests --ignore=exercises/student
 
 # The notebooks' source of truth is notebooks/*.py and exercises/E*.py (jupytext percent
 # format); this regenerates the .ipynb files and executes them in place so they carry their

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-UV := $(VENV)/bin/uv pip --python $(PY)
+UV_INSTALL := $(VENV)/bin/uv pip install --python $(PY)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 uv
-	$(UV) install --quiet -e ".[dev,quant,dist]"
+	$(UV_INSTALL) --quiet -e ".[dev,quant,dist]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,7 +28,7 @@ demo: $(STAMP)
 # JupyterLab on notebooks/, in the project's environment; installed on first use.
 LAB_STAMP := $(VENV)/.lab-stamp
 $(LAB_STAMP): $(STAMP)
-	$(UV) install --quiet -e ".[lab]"
+	$(UV_INSTALL) --quiet -e ".[lab]"
 	touch $(LAB_STAMP)
 
 # extra flags, e.g. make lab LAB_ARGS="--no-browser --port 8890" (or --allow-root in a container)

@@ -407,9 +407,15 @@ def prefix_reuse_rows(model, device, anchors, continuations, prefix_len, new_tok
     return rows
 
 
-def recipe_rows(device, dtype, tokens, shape: str | None = None) -> list[dict]:
+def recipe_rows(
+    device, dtype, tokens, shape: str | None = None, decode_size: tuple | None = None
+) -> list[dict]:
     """Each configs/*.yaml recipe with random weights of its shape: peak memory and seconds of
-    one mini-batch update (its micro-batches), and decode steps/s at its rollout batch."""
+    one mini-batch update (its micro-batches), and decode steps/s at its rollout batch.
+
+    ``shape`` and ``decode_size`` (rows, prompt tokens, new tokens) replace the recipe's model
+    shape and its decode batch (rollout batch, 256, 64): the smoke run's tiny sizes.
+    """
     rows = []
     for path in sorted(Path("configs").glob("*.yaml")):
         cfg = load_config(str(path))
@@ -425,8 +431,9 @@ def recipe_rows(device, dtype, tokens, shape: str | None = None) -> list[dict]:
         row["mode"] = "nf4 QLoRA" if nf4 else "bf16 LoRA"
         row.update(update_row(row_shape, nf4, device, cfg.minibatch_size, tokens, dtype, cfg))
         model = random_model(row_shape, dtype, device, nf4=nf4, lora_rank=0).eval()
+        rows_decoded, prompt, new = decode_size or (cfg.rollout_batch_size, 256, 64)
         row["decode_steps_per_s"] = decode_rows(
-            model, device, [cfg.rollout_batch_size], 256, 64, only=["fast decoder"]
+            model, device, [rows_decoded], prompt, new, only=["fast decoder"]
         )[0].get("steps_per_s")
         del model
         rows.append(row)
@@ -536,7 +543,13 @@ def main():
     )
     section(
         "recipes",
-        lambda: recipe_rows(args.device, dtype, 96 if tiny else 1024, "tiny" if tiny else None),
+        lambda: recipe_rows(
+            args.device,
+            dtype,
+            96 if tiny else 1024,
+            "tiny" if tiny else None,
+            (4, 24, 8) if tiny else None,
+        ),
     )
     if not tiny:  # last: it compiles (minutes)
         section(

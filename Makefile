@@ -12,11 +12,12 @@ export TOKENIZERS_PARALLELISM := false
 # torch first, with pip: pip finds a CPU build on a machine that has one on disk, where an
 # unpinned resolver would fetch a multi-GB CUDA build. The rest with uv, which installs the same
 # versions as pip in about a quarter of the time (23 s against 91 s measured here); torch is
-# already installed, so uv leaves it alone.
+# already installed, so uv leaves it alone. uv reads no pip.conf: behind a mirror or a proxy,
+# `make test UV_INSTALL=".venv/bin/python -m pip install"` installs with pip instead.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0 uv
+	$(PY) -m pip install --quiet torch==2.13.0 uv==0.13.9
 	$(UV_INSTALL) --quiet -e ".[dev,quant,dist]"
 	touch $(STAMP)
 
@@ -28,7 +29,7 @@ demo: $(STAMP)
 # JupyterLab on notebooks/, in the project's environment; installed on first use.
 LAB_STAMP := $(VENV)/.lab-stamp
 $(LAB_STAMP): $(STAMP)
-	$(UV_INSTALL) --quiet -e ".[lab]"
+	$(PY) -m pip install --quiet -e ".[lab]"
 	touch $(LAB_STAMP)
 
 # extra flags, e.g. make lab LAB_ARGS="--no-browser --port 8890" (or --allow-root in a container)
@@ -45,12 +46,14 @@ lint: $(STAMP)
 
 # One test process per core (pytest-xdist), each with one torch thread: two processes of two
 # threads on two cores slow each other down many times over. --dist loadscope keeps a
-# notebook's cells, which share one kernel, on one process. The notebooks come first: they are
-# the longest units, and a long unit handed out last leaves the other core idle at the end.
-# --durations lists the slowest tests, to keep the suite inside CI's 8 minutes.
+# notebook's cells, which share one kernel, on one process. Units are handed out in the order
+# given, notebooks first: they are the longest, and a long unit handed out last leaves the other
+# core idle at the end (xdist's own order, most tests first, put test_distributed's three
+# minute-long tests last). --durations lists the slowest tests, to keep CI inside 8 minutes.
 test: lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --durations 10 \
-		--nbval-lax --nbval-current-env notebooks exercises tests --ignore=exercises/student
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder \
+		--durations 10 --nbval-lax --nbval-current-env \
+		notebooks exercises tests --ignore=exercises/student
 
 # The notebooks' source of truth is notebooks/*.py and exercises/E*.py (jupytext percent
 # format); this regenerates the .ipynb files and executes them in place so they carry their

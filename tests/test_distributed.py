@@ -100,6 +100,10 @@ def resume_from_step(finished: Path, step: int, folder: Path) -> None:
     assert (folder / version).is_dir(), sorted(p.name for p in (folder / "checkpoints").iterdir())
     link.unlink()
     link.symlink_to(version)
+    # the later versions go too: whatever the resumed run leaves behind, it wrote itself
+    for later in (folder / "checkpoints").glob("step-*"):
+        if later.name > f"step-{step:06d}":
+            shutil.rmtree(later)
 
 
 def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_once(tmp_path):
@@ -146,10 +150,14 @@ def test_world_size_that_does_not_divide_prompts_per_step_fails_at_start(
     class TwoRanks(Runtime):
         world_size = 2
 
+    def too_late(*args, **kwargs):
+        pytest.fail("the world-size check must come before any data or model is loaded")
+
     monkeypatch.setattr(build, "runtime", TwoRanks)
+    monkeypatch.setattr(build, "load_task", too_late)
+    monkeypatch.setattr(build, "load_policy", too_late)
     argv = ["train", "--prompts_per_step", "3", "--out_dir", str(tmp_path / "run")]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     assert "prompts_per_step: 3 prompts cannot be split over 2 processes" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()

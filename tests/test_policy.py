@@ -1,6 +1,7 @@
 """The shipped tiny policy and model loading."""
 
 import json
+import random
 import types
 
 import pytest
@@ -8,9 +9,11 @@ import torch
 
 from elpo_min import toy
 from elpo_min.diagnostics import evaluate, maj_at_k, pass_at_k
+from elpo_min.diagnostics.metrics import held_out_success
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
+from elpo_min.runtime import Runtime
 from elpo_min.tasks import data_dir, load_problems
 from elpo_min.tools import run_arith
 
@@ -35,6 +38,28 @@ def test_shipped_policy_reproduces_its_recorded_success_rate(shipped_policy):
     engine = RolloutEngine(model, tok, tool=run_arith, decoder=FastDecoder)
     summary = evaluate(engine, test, k=1, progress=False)
     assert abs(summary["success_rate"] - RECORD["heldout_success"]) <= 0.05
+
+
+def test_evaluation_leaves_the_training_random_streams_alone(shipped_policy):
+    """held_out_success samples on a stream of its own: a run that evaluates after a step goes
+    on exactly as one that does not, which resuming from a step that was evaluated relies on."""
+    model, tok = shipped_policy
+    engine = RolloutEngine(model, tok, tool=run_arith, decoder=FastDecoder)
+    problems = load_problems(data_dir() / "toy_test.jsonl", limit=4)
+
+    class SecondRank(Runtime):
+        rank = 1
+        world_size = 2
+
+    torch.manual_seed(123)
+    random.seed(123)
+    torch_state = torch.get_rng_state()
+    python_state = random.getstate()
+    first = held_out_success(engine, problems, 7, SecondRank())
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert random.getstate() == python_state
+    # and its own stream starts from its seed every time
+    assert held_out_success(engine, problems, 7, SecondRank()) == first
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):

@@ -21,6 +21,17 @@ def shipped_policy():
     return model.eval(), tokenizer
 
 
+def rank_of(rank: int, world_size: int):
+    """A single-process runtime that says it is ``rank`` of ``world_size``: a rank of a
+    data-parallel launch, as seen by code that only asks who it is (no collectives run)."""
+    from elpo_min.runtime import Runtime
+
+    runtime = Runtime()
+    runtime.rank = rank
+    runtime.world_size = world_size
+    return runtime
+
+
 # A training run of a few seconds on the shipped policy: 4 steps, evaluated and saved every 2
 TINY_RUN = {
     "steps": 4,

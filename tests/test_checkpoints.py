@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_RUN
+from conftest import TINY_RUN, rank_of
 
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
@@ -25,7 +25,6 @@ from elpo_min.errors import UserError
 from elpo_min.launch import load_config, run_training
 from elpo_min.launch.config_io import load_resumed_config
 from elpo_min.models import load_policy
-from elpo_min.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,12 +131,8 @@ def test_changed_bytes_are_a_clear_error_not_a_resumed_run(policy, tmp_path):
 def test_a_checkpoint_of_other_world_size_is_refused(policy, tmp_path):
     model, tokenizer, optimizer = policy
     store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 1, {})
-
-    class TwoRanks(Runtime):
-        world_size = 2
-
     with pytest.raises(UserError, match="written by 1 process.*resume with 1"):
-        store.load_checkpoint(tmp_path, model, optimizer, TwoRanks())
+        store.load_checkpoint(tmp_path, model, optimizer, rank_of(0, 2))
 
 
 def test_a_second_run_into_the_same_folder_fails_at_once(policy, tmp_path):

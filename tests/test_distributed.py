@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import rank_of
 
 from elpo_min.diagnostics import read_log
 
@@ -145,15 +146,11 @@ def test_world_size_that_does_not_divide_prompts_per_step_fails_at_start(
     costs two interpreters for a one-line error)."""
     import elpo_min.launch.build as build
     from elpo_min.launch.cli import main
-    from elpo_min.runtime import Runtime
-
-    class TwoRanks(Runtime):
-        world_size = 2
 
     def too_late(*args, **kwargs):
         pytest.fail("the world-size check must come before any data or model is loaded")
 
-    monkeypatch.setattr(build, "runtime", TwoRanks)
+    monkeypatch.setattr(build, "runtime", lambda: rank_of(0, 2))
     monkeypatch.setattr(build, "load_task", too_late)
     monkeypatch.setattr(build, "load_policy", too_late)
     argv = ["train", "--prompts_per_step", "3", "--out_dir", str(tmp_path / "run")]

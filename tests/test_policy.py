@@ -6,6 +6,7 @@ import types
 
 import pytest
 import torch
+from conftest import rank_of
 
 from elpo_min import toy
 from elpo_min.diagnostics import evaluate, maj_at_k, pass_at_k
@@ -13,7 +14,6 @@ from elpo_min.diagnostics.metrics import held_out_success
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
-from elpo_min.runtime import Runtime
 from elpo_min.tasks import data_dir, load_problems
 from elpo_min.tools import run_arith
 
@@ -46,20 +46,16 @@ def test_evaluation_leaves_the_training_random_streams_alone(shipped_policy):
     model, tok = shipped_policy
     engine = RolloutEngine(model, tok, tool=run_arith, decoder=FastDecoder)
     problems = load_problems(data_dir() / "toy_test.jsonl", limit=4)
-
-    class SecondRank(Runtime):
-        rank = 1
-        world_size = 2
-
+    second_rank = rank_of(1, 2)
     torch.manual_seed(123)
     random.seed(123)
     torch_state = torch.get_rng_state()
     python_state = random.getstate()
-    first = held_out_success(engine, problems, 7, SecondRank())
+    first = held_out_success(engine, problems, 7, second_rank)
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert random.getstate() == python_state
     # and its own stream starts from its seed every time
-    assert held_out_success(engine, problems, 7, SecondRank()) == first
+    assert held_out_success(engine, problems, 7, second_rank) == first
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):

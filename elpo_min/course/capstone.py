@@ -32,7 +32,7 @@ def worked_example(cfg: Config):
     """The tiny policy, its tokenizer, and BEL's tree for the worked example."""
     model, tokenizer = load_policy()
     model.eval()
-    # the fast decoder samples what the plain one does (the same tree), in a third of the time
+    # the fast decoder draws the plain one's samples (tests/test_fast_decoder.py), sooner
     engine = RolloutEngine(model, tokenizer, tool=run_arith, decoder=FastDecoder)
     problems = load_problems(data_dir() / "toy_test.jsonl")
     problem = next(p for p in problems if p.id == PROBLEM_ID)

@@ -52,9 +52,7 @@ def measure(method: str, chunk: int, tokens: int) -> dict:
     start = time.perf_counter()
     if method == "fused":
         pieces = [
-            HeadLogprobs.apply(
-                hidden[s : s + chunk], head.weight, targets[s : s + chunk], 1.0, False
-            )[0]
+            HeadLogprobs.apply(hidden[s : s + chunk], head.weight, targets[s : s + chunk], 1.0)
             for s in range(0, tokens, chunk)
         ]
     else:

@@ -15,33 +15,24 @@ from .config import Config
 
 
 class HeadLogprobs(torch.autograd.Function):
-    """log p(target) = logit[target] - logsumexp(logits) for c tokens through the output head,
-    and optionally the entropy -sum_j p_j log p_j (no gradient).
+    """log p(target) = logit[target] - logsumexp(logits) for c tokens through the output head.
 
     Backward recomputes the logits into one fp32 [c, V] buffer and turns it in place into
     d logp / d logit = onehot(target) - softmax, where autograd would hold 3-4 such buffers.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float, with_entropy: bool):
+    def forward(ctx, hidden, weight, targets, temperature: float):
         # hidden [c, H], weight [V, H], targets [c]
         logits = (hidden @ weight.T).float().div_(temperature)  # [c, V]
         log_z = logits.logsumexp(-1)  # [c]
         logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
-        if with_entropy:
-            # in place: logits -> log p -> p -> -p log p (entr), summed over the vocabulary
-            probs = logits.sub_(log_z[:, None]).exp_()  # [c, V]
-            entropy = torch.special.entr(probs, out=logits).sum(-1)  # [c]
-        else:
-            # training never asks: skip four passes over the [c, V] buffer
-            entropy = log_z.new_empty(0)
         ctx.save_for_backward(hidden, weight, targets, log_z)
         ctx.temperature = temperature
-        ctx.mark_non_differentiable(entropy)
-        return logp, entropy
+        return logp
 
     @staticmethod
-    def backward(ctx, grad, _):
+    def backward(ctx, grad):
         hidden, weight, targets, log_z = ctx.saved_tensors
         logits = (hidden @ weight.T).float().div_(ctx.temperature)  # [c, V]
         probs = logits.sub_(log_z[:, None]).exp_()  # [c, V]
@@ -50,7 +41,7 @@ class HeadLogprobs(torch.autograd.Function):
         d_logits = probs.div_(ctx.temperature).to(hidden.dtype)  # [c, V]
         d_hidden = d_logits @ weight if ctx.needs_input_grad[0] else None  # [c, H]
         d_weight = d_logits.T @ hidden if ctx.needs_input_grad[1] else None  # [V, H]
-        return d_hidden, d_weight, None, None, None
+        return d_hidden, d_weight, None, None
 
 
 def token_logprobs(
@@ -59,23 +50,20 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
     chunk: int = Config.logprob_chunk,
-    with_entropy: bool = False,
     target_mask: torch.Tensor | None = None,
 ):
-    """Teacher-forced log-prob (and entropy) of every token given its prefix.
+    """Teacher-forced log-prob of every token given its prefix.
 
     Args:
         model: a causal LM, peft-wrapped or not.
         input_ids, attention_mask: [B, T], any padding.
         temperature: the temperature the tokens were sampled at.
         chunk: tokens per call of the output head.
-        with_entropy: also return the full-vocabulary entropy at each position.
         target_mask: [B, T], 1 where a log-prob is wanted (default: every position but 0);
             only those positions go through the output head.
 
     Returns:
-        logp [B, T], where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted), and
-        the entropy [B, T] (same alignment) if asked.
+        logp [B, T], where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted).
     """
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
     decoder = model.get_decoder()
@@ -96,18 +84,15 @@ def token_logprobs(
     states = hidden[rows, cols - 1].to(head.weight.dtype)  # [N, H]
     targets = input_ids[rows, cols]  # [N]
     logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
-    entropy = torch.zeros_like(logp)  # [B, T]
     pieces = []
     for s in range(0, len(targets), chunk):
         piece = HeadLogprobs.apply(
-            states[s : s + chunk], head.weight, targets[s : s + chunk], temperature, with_entropy
-        )
+            states[s : s + chunk], head.weight, targets[s : s + chunk], temperature
+        )  # [c]
         pieces.append(piece)
-    if pieces:
-        logp = logp.index_put((rows, cols), torch.cat([p[0] for p in pieces]))
-        if with_entropy:
-            entropy = entropy.index_put((rows, cols), torch.cat([p[1] for p in pieces]))
-    return (logp, entropy) if with_entropy else logp
+    if not pieces:
+        return logp
+    return logp.index_put((rows, cols), torch.cat(pieces))
 
 
 class LogProbs(torch.nn.Module):

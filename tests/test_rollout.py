@@ -7,7 +7,13 @@ import torch
 from elpo_min import toy
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.logprobs import token_logprobs
-from elpo_min.rollout import PlainDecoder, RolloutEngine, cache_keyword, sample_tokens
+from elpo_min.rollout import (
+    PlainDecoder,
+    RolloutEngine,
+    cache_keyword,
+    sample_tokens,
+    token_entropy,
+)
 from elpo_min.tasks import FencedFormat
 from elpo_min.tools import run_arith
 from elpo_min.trajectory import collate
@@ -38,16 +44,19 @@ def sampled(make_engine):
 
 
 def teacher_forced(model, trajs, pad_id, temperature=1.0):
+    """The recorded values recomputed from the finished sequences: each token's log-prob by
+    ``token_logprobs`` (the training path), and the entropy of the distribution it was sampled
+    from by a plain full-vocabulary forward (Eq. 3), both aligned with the tokens they score."""
     batch = collate(trajs, pad_id)
     with torch.no_grad():
-        logp, entropy = token_logprobs(
-            model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            temperature,
-            chunk=37,
-            with_entropy=True,
-        )
+        logp = token_logprobs(
+            model, batch["input_ids"], batch["attention_mask"], temperature, chunk=37
+        )  # [B, T]
+        # right padding: every real token sits at its own position without position_ids
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        log_probs = (logits[:, :-1].float() / temperature).log_softmax(-1)  # [B, T-1, V]
+        entropy = torch.zeros_like(logp)  # [B, T]
+        entropy[:, 1:] = token_entropy(log_probs)  # [B, T-1]
     return batch, logp, entropy
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import Config
+
 
 @dataclass(eq=False)
 class Node:
@@ -95,7 +97,9 @@ def trajectory_advantages(root: Node, eps: float = 1e-6) -> None:
     fill(root)
 
 
-def hierarchical_advantages(root: Node, lambda_tree: float = 0.5, eps: float = 1e-6) -> None:
+def hierarchical_advantages(
+    root: Node, lambda_tree: float = Config.lambda_tree, eps: float = 1e-6
+) -> None:
     """Fill value, a_branch, a_traj and a_hier of every node in place.
 
     Eq. (10): A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t; the root's A_b is 0, and

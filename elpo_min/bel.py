@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from .config import Config
 
 
-def step_entropies(traj, window: int = 32) -> tuple[float, list[float]]:
+def step_entropies(traj, window: int = Config.entropy_window) -> tuple[float, list[float]]:
     """H_root(tau) and H_step(tau, m) for m = 1..K (§4.1).
 
     H_root is the mean entropy of the first ``window`` tokens of turn 1; H_step(tau, m) that of
@@ -40,19 +40,24 @@ def step_entropies(traj, window: int = 32) -> tuple[float, list[float]]:
     return h_root, h_steps
 
 
-def entropy_gap(traj, window: int = 32) -> float:
-    """H_tool(tau) - H_root(tau), with H_tool the mean of H_step over the steps (0 if K = 0)."""
+def entropy_gap(traj, window: int = Config.entropy_window) -> float:
+    """The gap Eq. (4) ranks failures by (§4.1): H_tool(tau) - H_root(tau), with H_tool the
+    mean of H_step over the steps (0 if K = 0)."""
     h_root, h_steps = step_entropies(traj, window)
     return (sum(h_steps) / len(h_steps) - h_root) if h_steps else 0.0
 
 
-def select_failure(buffer: list, window: int = 32):
+def select_failure(buffer: list, window: int = Config.entropy_window):
     """Eq. (4): tau* = argmax over the failure buffer of the entropy gap (the first of ties)."""
     return max(buffer, key=lambda traj: entropy_gap(traj, window))
 
 
 def suffix_count(
-    h_step: float, h_root: float, x_min: int = 1, x_max: int = 3, beta: float = 5.0
+    h_step: float,
+    h_root: float,
+    x_min: int = Config.x_min,
+    x_max: int = Config.x_max,
+    beta: float = Config.beta,
 ) -> int:
     """Eq. (5): X_m = round(X_min + (X_max - X_min) * sigmoid(beta * (H_step - H_root))),
     rounding half up (2.5 -> 3)."""
@@ -116,7 +121,7 @@ def binary_error_localization(
     budget: int,
     n_suffix: int | Callable[[int], int] = 2,
 ) -> BELResult:
-    """Locate the first irrecoverable step of a failed trajectory with K = ``num_steps``.
+    """Algorithm 1's search: the first irrecoverable step of a failed trajectory of K steps.
 
     Args:
         num_steps: K, the number of tool calls of the trajectory.
@@ -199,7 +204,7 @@ def prompt_program(
 def build_trees(
     engine, problems: list, progress: Callable[[int], None] | None = None, **bel_args
 ) -> list[PromptTree]:
-    """Run BEL for every problem in lockstep rounds.
+    """Run BEL (Algorithm 1) for every problem in lockstep rounds.
 
     Each round advances every unfinished prompt by one request and answers all of them with one
     batched ``engine.rollout`` call (full trajectories and continuations side by side).

@@ -1,9 +1,10 @@
 """Training configuration: one dataclass of every setting, with its default.
 
 Defaults are the paper's (Table 2) for the algorithm and a CPU-sized run of the toy world for
-everything else. Each default has one home: the modules that need one (the rollout engine, BEL,
-the log-prob head) read it from here. Reading a config from YAML and the command line, and
-checking every field's type and range, is :func:`elpo_min.launch.load_config`'s job.
+everything else. Each default has one home: the functions that need one (BEL, the advantages,
+the loss, the rollout engine, the log-prob head, the model loader) read it from here. Reading a
+config from YAML and the command line, and checking every field's type and range, is
+:func:`elpo_min.launch.load_config`'s job.
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import torch
 
+from .config import Config
+
 AGGREGATIONS = ("seq-mean-token-mean", "token-mean")
 
 
 def clip_bounds(
-    elc_mask: torch.Tensor, eps_low: float = 0.2, eps_elc: float = 0.115
+    elc_mask: torch.Tensor, eps_low: float = Config.eps_low, eps_elc: float = Config.eps_elc
 ) -> torch.Tensor:
     """Eq. (11): eps_low_t = eps_low + eps_elc where ``elc_mask`` is 1, else eps_low ([B, T])."""
     return eps_low + eps_elc * elc_mask.float()
@@ -39,7 +41,7 @@ def clipped_objective(
 def aggregate(
     objective: torch.Tensor,
     mask: torch.Tensor,
-    aggregation: str = "seq-mean-token-mean",
+    aggregation: str = Config.aggregation,
     normalizer: float | None = None,
 ) -> torch.Tensor:
     """Eq. (1): the mean over trajectories of each one's masked token mean (or, with
@@ -69,7 +71,7 @@ def clipped_policy_loss(
     mask: torch.Tensor,
     eps_low: float | torch.Tensor,
     eps_high: float,
-    aggregation: str = "seq-mean-token-mean",
+    aggregation: str = Config.aggregation,
     region: torch.Tensor | None = None,
     normalizer: float | None = None,
 ) -> tuple[torch.Tensor, dict]:

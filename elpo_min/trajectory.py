@@ -72,7 +72,7 @@ class Trajectory:
         ran = [t for t in self.turns if t.code is not None and t.output is not None]
         return [t.code for t in ran if not t.failed]
 
-    def turn_entropy(self, index: int, window: int = 32) -> float:
+    def turn_entropy(self, index: int, window: int) -> float:
         """Mean entropy of the first ``window`` generated tokens of turn ``index`` (0-based)."""
         turn = self.turns[index]
         values = self.entropies[turn.start : min(turn.end, turn.start + window)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError, MissingFile
+from ..loss import AGGREGATIONS
 
 CHOICES = {
     "algo": ("elpo", "grpo"),
@@ -23,7 +24,7 @@ CHOICES = {
     "dtype": ("float32", "bfloat16", "float16"),
     "executor": ("auto", "arith", "python"),
     "elc_scope": ("trajectory", "subtree"),
-    "aggregation": ("seq-mean-token-mean", "token-mean"),
+    "aggregation": AGGREGATIONS,
 }
 # the ranges of the numeric fields
 AT_LEAST_ONE = ("b_max", "x_min", "x_max", "entropy_window", "prompts_per_step", "ppo_epochs")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import Config
 from ..errors import MissingExtra, MissingFile
 from ..tasks.files import data_dir
 
@@ -103,11 +104,11 @@ def disable_avx512bf16(model) -> None:
 
 def load_policy(
     name_or_path: str | Path = "tiny",
-    lora_rank: int = 0,
-    lora_alpha: int = 32,
-    load_in_4bit: bool = False,
-    dtype: str = "float32",
-    gguf_file: str | None = None,
+    lora_rank: int = Config.lora_rank,
+    lora_alpha: int = Config.lora_alpha,
+    load_in_4bit: bool = Config.load_in_4bit,
+    dtype: str = Config.dtype,
+    gguf_file: str | None = Config.gguf_file,
     device: str = "cpu",
 ):
     """Load ``(model, tokenizer)``.

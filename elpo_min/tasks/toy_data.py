@@ -15,6 +15,9 @@ from ..toy import OPS, Problem, generate_problems
 from .files import data_dir, read_jsonl, write_jsonl
 
 MAKE_DATA = "python -m elpo_min make-data"
+# the shipped splits' sizes
+N_TRAIN = 4000
+N_TEST = 1000
 
 
 def problem_to_row(problem: Problem) -> dict:
@@ -54,12 +57,14 @@ def save_problems(problems: list[Problem], path: str | Path) -> None:
     write_jsonl([problem_to_row(p) for p in problems], path)
 
 
-def held_out(n_test: int = 1000) -> set:
+def held_out(n_test: int = N_TEST) -> set:
     """``(start, ops)`` of the test split's problems: training data of any kind must avoid them."""
     return {(p.start, p.ops) for p in generate_problems(n_test, seed=2, prefix="test")}
 
 
-def make_data(out_dir: str | Path | None = None, n_train: int = 4000, n_test: int = 1000) -> None:
+def make_data(
+    out_dir: str | Path | None = None, n_train: int = N_TRAIN, n_test: int = N_TEST
+) -> None:
     """Write the shipped splits (deterministic: the same bytes on every run)."""
     out_dir = Path(out_dir) if out_dir else data_dir()
     out_dir.mkdir(parents=True, exist_ok=True)

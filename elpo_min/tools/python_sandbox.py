@@ -53,6 +53,8 @@ SITE_PATHS = [p for p in sys.path if p.endswith("-packages")]
 ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
 # seconds granted past the timeout to kill the child and collect its output
 KILL_SLACK_S = 1.0
+# seconds a tool call may run, unless the caller says otherwise
+TIMEOUT_S = 5.0
 
 
 @functools.cache
@@ -160,7 +162,7 @@ def _run(code: str, timeout_s: float, memory_mb: int, max_output_bytes: int, his
 
 def run_python(
     code: str,
-    timeout_s: float = 5.0,
+    timeout_s: float = TIMEOUT_S,
     memory_mb: int = 512,
     max_output_bytes: int = 4096,
     history: list[str] | tuple = (),
@@ -205,7 +207,7 @@ def run_many(
 class PythonTool:
     """The rollout engine's tool for real models: :func:`run_many` with fixed limits."""
 
-    def __init__(self, max_workers: int = 2, timeout_s: float = 5.0):
+    def __init__(self, max_workers: int = 2, timeout_s: float = TIMEOUT_S):
         self.max_workers = max_workers
         self.timeout_s = timeout_s
 

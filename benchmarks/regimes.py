@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 from credit import METRICS, interval, run_means  # noqa: E402
 
 from elpo_min.diagnostics import read_log  # noqa: E402
+from elpo_min.tasks import data_dir  # noqa: E402
 
 REGIMES = {
     "long": {
@@ -91,7 +92,7 @@ def prepare(name: str, regime: dict, out: Path, python: str) -> list[str]:
                 "--out",
                 str(policy),
                 "--init",
-                str(HERE.parent / "data" / "tiny_policy"),
+                str(data_dir() / "tiny_policy"),
                 "--steps",
                 "300",
                 "--lr",

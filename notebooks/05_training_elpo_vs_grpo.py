@@ -70,9 +70,6 @@ short = {
     "save_every": 4,
     "progress": False,
     "seed": 0,
-    "model": "../data/tiny_policy",
-    "train_data": "../data/toy_train.jsonl",
-    "test_data": "../data/toy_test.jsonl",
 }
 results = {}
 for algo in ("elpo", "grpo"):
@@ -453,7 +450,7 @@ print(
 test = load_problems(data_dir() / "toy_test.jsonl", limit=20)
 lines = []
 for name, path in (
-    ("start", "../data/tiny_policy"),
+    ("start", "tiny"),
     ("ELPO", "../runs/nb05-elpo/checkpoint/model"),
     ("GRPO", "../runs/nb05-grpo/checkpoint/model"),
 ):

@@ -45,7 +45,7 @@ from elpo_min.models import build_tiny_tokenizer, load_policy
 
 # %%
 # NBVAL_CHECK_OUTPUT
-model, tokenizer = load_policy("../data/tiny_policy", lora_rank=8)
+model, tokenizer = load_policy("tiny", lora_rank=8)
 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 total = sum(p.numel() for p in model.parameters())
 print(f"LoRA r=8: {trainable:,} trainable of {total:,} parameters ({trainable / total:.1%})")
@@ -53,7 +53,7 @@ print(f"LoRA r=8: {trainable:,} trainable of {total:,} parameters ({trainable / 
 # %%
 # NBVAL_IGNORE_OUTPUT
 try:
-    qmodel, _ = load_policy("../data/tiny_policy", lora_rank=8, load_in_4bit=True)
+    qmodel, _ = load_policy("tiny", lora_rank=8, load_in_4bit=True)
     print("4-bit layers:", sum("4bit" in type(m).__name__ for m in qmodel.modules()))
 except ImportError as e:
     print(e)

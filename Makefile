@@ -12,7 +12,8 @@ export TOKENIZERS_PARALLELISM := false
 # torch first, with pip: pip finds a CPU build on a machine that has one on disk, where an
 # unpinned resolver would fetch a multi-GB CUDA build. The rest with uv, which installs the same
 # versions as pip in a fraction of the time (21-23 s against 91-150 s here, command in
-# docs/design_choices.md); torch is already installed, so uv leaves it alone. uv reads no pip.conf: behind a mirror or a proxy,
+# docs/design_choices.md); torch is already installed, so uv leaves it alone. uv reads no
+# pip.conf: behind a mirror or a proxy,
 # `make test UV_INSTALL=".venv/bin/python -m pip install"` installs with pip instead.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

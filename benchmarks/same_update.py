@@ -4,7 +4,7 @@ Samples GRPO rollouts for 8 toy prompts with the shipped policy, then runs one
 ``policy_update`` (demo config) with each checkout's own ``elpo_min`` on the same batch,
 from the same weights and seed, and prints how far apart the updated parameters are.
 
-    git worktree add /tmp/old 64eb8eb
+    git worktree add /tmp/old <an older commit>
     python benchmarks/same_update.py --old /tmp/old
 """
 

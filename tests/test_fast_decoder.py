@@ -48,8 +48,8 @@ def test_first_turns_sample_the_same_tokens_with_the_same_logprobs(both):
     plain, fast = both
     first = [t.turns[0].end for t in plain]
     assert_same_samples(
-        [toy_cut(t, end) for t, end in zip(plain, first)],
-        [toy_cut(t, end) for t, end in zip(fast, first)],
+        [first_tokens(t, end) for t, end in zip(plain, first)],
+        [first_tokens(t, end) for t, end in zip(fast, first)],
     )
 
 
@@ -72,7 +72,7 @@ def test_continuations_from_prefix_m_agree(both, shipped_policy):
     assert all(t.token_ids[:cut] == parents[0].token_ids[:cut] for t in a[:3])
 
 
-def toy_cut(traj, end):
+def first_tokens(traj, end):
     """The trajectory's first ``end`` tokens, as a stand-in with the fields compared."""
     return type(traj)(
         traj.problem,

@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "elpo_min"
 CORE = sorted(p for p in PACKAGE.glob("*.py") if p.name != "__main__.py")
 SUBPACKAGES = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
-# optional dependencies of the engine room; the core must run without them
+# dependencies only the engine room may import; the core must run without them
 FORBIDDEN = {"accelerate", "bitsandbytes", "peft", "deepspeed"}
 
 

@@ -2,8 +2,9 @@
 
 Defaults are the paper's (Table 2) for the algorithm and a CPU-sized run of the toy world for
 everything else. Each default has one home: the functions that need one (BEL, the advantages,
-the loss, the rollout engine, the log-prob head, the model loader) read it from here. Reading a
-config from YAML and the command line, and checking every field's type and range, is
+the loss, the rollout engine, the log-prob head, the model loader) read it from here. A decoder's
+temperature and top_p of 1.0 (and the head's temperature) mean the model's own distribution.
+Reading a config from YAML and the command line, and checking every field's type and range, is
 :func:`elpo_min.launch.load_config`'s job.
 """
 

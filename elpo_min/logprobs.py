@@ -76,7 +76,8 @@ def token_logprobs(
     if target_mask is None:
         wanted = torch.ones_like(input_ids, dtype=torch.bool)  # [B, T]
     else:
-        wanted = target_mask.bool()  # [B, T]
+        # a new tensor (a bool mask's .bool() is the mask itself): position 0 is cleared below
+        wanted = target_mask != 0  # [B, T]
     # position 0 has no prefix to score it from
     wanted[:, 0] = False
     rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens

@@ -54,6 +54,18 @@ def test_chunked_logprobs_and_gradients_equal_the_plain_computation(batch_of_ids
         assert (p.grad - q.grad).norm() <= 1e-5 * q.grad.norm() + 1e-7, name
 
 
+def test_a_boolean_target_mask_is_left_as_the_caller_made_it(batch_of_ids):
+    ids, attn, mask = batch_of_ids
+    model, _ = load_policy()
+    flags = mask.bool()  # [B, T]
+    before = flags.clone()
+    with torch.no_grad():
+        from_flags = token_logprobs(model, ids, attn, target_mask=flags)  # [B, T]
+        from_floats = token_logprobs(model, ids, attn, target_mask=mask)  # [B, T]
+    assert torch.equal(flags, before) and before[:, 0].any()
+    assert torch.equal(from_flags, from_floats)
+
+
 def test_no_vocabulary_sized_activation_is_kept_for_backward(batch_of_ids):
     ids, attn, mask = batch_of_ids
     model, _ = load_policy()

@@ -103,6 +103,17 @@ def test_row_with_a_missing_field_names_line_and_field(tmp_path):
         tasks.load_task("gsm", train_data=str(path))
 
 
+def test_a_row_limit_reads_that_many_rows_and_nothing_after_them(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"}\nnot json\n')
+    fields = {"id": str}
+    assert tasks.read_jsonl(path, fields, "make it", limit=0) == []
+    assert [r["id"] for r in tasks.read_jsonl(path, fields, "make it", limit=2)] == ["a", "b"]
+    # without a limit the bad third line is read, and named
+    with pytest.raises(ValueError, match=r"rows.jsonl:3"):
+        tasks.read_jsonl(path, fields, "make it")
+
+
 def test_hub_dataset_offline_fails_at_once_saying_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="Unset HF_HUB_OFFLINE.*or use --task gsm"):

@@ -66,6 +66,8 @@ def read_jsonl(
         raise MissingFile(f"data file {path} not found; run `{remedy}` to make it")
     rows, seen_ids = [], {}
     for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if limit is not None and len(rows) >= limit:
+            break
         where = f"{path}:{lineno}"
         try:
             line = raw.decode("utf-8")
@@ -100,8 +102,6 @@ def read_jsonl(
         if check:
             check(row, where)
         rows.append(row)
-        if limit is not None and len(rows) == limit:
-            break
     return rows
 
 

@@ -74,9 +74,8 @@ def hub_problems(name: str, split: str, limit: int | None = None) -> list[WordPr
     config = config or ("main" if repo == "openai/gsm8k" else None)
     rows = datasets.load_dataset(repo, config, split=split)
     out = []
-    for i, row in enumerate(
-        rows.select(range(len(rows) if limit is None else min(limit, len(rows))))
-    ):
+    count = len(rows) if limit is None else min(limit, len(rows))
+    for i, row in enumerate(rows.select(range(count))):
         problem_id = f"{repo}-{split}-{i}"
         if "question" in row and "answer" in row:
             # GSM8K: the answer ends in '#### N'

@@ -49,8 +49,9 @@ lint: $(STAMP)
 # threads on two cores slow each other down many times over. --dist loadscope keeps a
 # notebook's cells, which share one kernel, on one process. Units are handed out in the order
 # given, notebooks first: they are the longest, and a long unit handed out last leaves the other
-# core idle at the end (xdist's own order, most tests first, put test_distributed's three
-# minute-long tests last). --durations lists the slowest tests, to keep CI inside 8 minutes.
+# core idle at the end (xdist's own order, most tests first, put test_distributed's two
+# launches, about two minutes, last). --durations lists the slowest tests, to keep CI inside
+# 8 minutes.
 test: lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder \
 		--durations 10 --nbval-lax --nbval-current-env \

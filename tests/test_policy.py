@@ -33,9 +33,10 @@ def test_shipped_policy_reproduces_its_recorded_success_rate(shipped_policy):
     model, tok = shipped_policy
     test = load_problems(data_dir() / "toy_test.jsonl", limit=RECORD["eval_problems"])
     torch.manual_seed(RECORD["eval_seed"])
-    # The fast decoder draws the plain one's samples (tests/test_fast_decoder.py) in two thirds
-    # of the time: this is the suite's longest evaluation. With every row in one batch it keeps
-    # its cache across tool calls instead of prefilling every row again at each turn.
+    # The fast decoder draws the plain one's samples (tests/test_fast_decoder.py) in about two
+    # thirds of the time (benchmarks/decoders.py): this is the suite's longest evaluation. With
+    # every row in one batch it keeps its cache across tool calls instead of prefilling every
+    # row again at each turn.
     engine = RolloutEngine(model, tok, tool=run_arith, decoder=FastDecoder, batch_size=len(test))
     summary = evaluate(engine, test, k=1, progress=False)
     assert abs(summary["success_rate"] - RECORD["heldout_success"]) <= 0.05

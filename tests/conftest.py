@@ -21,6 +21,17 @@ def shipped_policy():
     return model.eval(), tokenizer
 
 
+def next_token_log_probs(model, input_ids, attention_mask, temperature: float = 1.0):
+    """The textbook teacher-forced distributions, to check the package's against: full
+    [B, T, V] logits, tempered, log-softmaxed in float32. Row t predicts token t + 1, so the
+    result is [B, T - 1, V]."""
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+    ).logits  # [B, T, V]
+    return (logits[:, :-1].float() / temperature).log_softmax(-1)  # [B, T - 1, V]
+
+
 def rank_of(rank: int, world_size: int):
     """A single-process runtime that says it is ``rank`` of ``world_size``: a rank of a
     data-parallel launch, as seen by code that only asks who it is (no collectives run)."""

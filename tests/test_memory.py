@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+from conftest import next_token_log_probs
 
 from elpo_min import toy
 from elpo_min.config import Config
@@ -17,12 +18,8 @@ from elpo_min.train import grpo_trees, policy_update, training_batch
 
 def plain_logprobs(model, ids, attn, temperature):
     """The textbook computation: full [B, T, V] logits, log_softmax, gather."""
-    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = (
-        model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits.float()
-        / temperature
-    )
-    logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # [B, T-1]
+    log_probs = next_token_log_probs(model, ids, attn, temperature)  # [B, T-1, V]
+    logp = log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1)  # [B, T-1]
     return torch.nn.functional.pad(logp, (1, 0))
 
 

@@ -3,6 +3,7 @@ formats. (tests/test_fast_decoder.py holds the fast decoder to the plain one.)""
 
 import pytest
 import torch
+from conftest import next_token_log_probs
 
 from elpo_min import toy
 from elpo_min.fast_decoder import FastDecoder
@@ -52,9 +53,9 @@ def teacher_forced(model, trajs, pad_id, temperature=1.0):
         logp = token_logprobs(
             model, batch["input_ids"], batch["attention_mask"], temperature, chunk=37
         )  # [B, T]
-        # right padding: every real token sits at its own position without position_ids
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        log_probs = (logits[:, :-1].float() / temperature).log_softmax(-1)  # [B, T-1, V]
+        log_probs = next_token_log_probs(
+            model, batch["input_ids"], batch["attention_mask"], temperature
+        )  # [B, T-1, V]
         entropy = torch.zeros_like(logp)  # [B, T]
         entropy[:, 1:] = token_entropy(log_probs)  # [B, T-1]
     return batch, logp, entropy

@@ -22,7 +22,14 @@ def test_environment_yml_and_pyproject_name_the_same_dependencies():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda = [p for p in pip if not p.startswith("-e")]
     assert requirement_names(conda) == requirement_names(declared)
-    assert "torch==2.13.0" in declared
+
+
+def test_the_package_takes_a_torch_range_and_make_install_pins_the_cpu_build():
+    # a pin in the package's requirements would swap a CUDA user's torch for the registry's
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch_req = requirement_names(project["dependencies"])["torch"]
+    assert torch_req.startswith("torch>=") and "==" not in torch_req
+    assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
 
 
 def test_ci_runs_the_test_command_the_readme_shows():
@@ -85,8 +92,9 @@ def test_gpu_check_smoke_run_on_cpu(tmp_path):
     assert "| batch | decoder | steps/s |" in done.stdout
 
 
-def test_an_installed_wheel_carries_the_data_the_defaults_need(tmp_path):
-    """A non-editable install finds the tiny policy and the splits inside the package."""
+def test_an_installed_wheel_carries_the_data_and_does_not_pin_torch(tmp_path):
+    """A non-editable install finds the tiny policy and the splits inside the package, and its
+    metadata accepts the torch a user already has (a range, not one version)."""
     import os
     import subprocess
     import sys
@@ -96,6 +104,9 @@ def test_an_installed_wheel_carries_the_data_the_defaults_need(tmp_path):
     subprocess.run([*build, "-w", str(tmp_path / "dist"), str(ROOT)], check=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("elpo_min-*.whl"))
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    metadata = next((tmp_path / "site").glob("elpo_min-*.dist-info/METADATA")).read_text()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: torch")]
+    assert len(requires) == 1 and ">=" in requires[0] and "==" not in requires[0], requires
     code = (
         "from elpo_min.tasks import data_dir, load_task\n"
         "from elpo_min.models import load_policy\n"

@@ -83,10 +83,12 @@ def cmd_eval(args, overrides: dict) -> None:
     engine = make_engine(model, tokenizer, task, cfg)
     k = args.k
     summary = evaluate(engine, task.test, k=k, progress=cfg.progress)
-    tool = executor_name(task, uses_chat_format(tokenizer, cfg), cfg)
+    chat = uses_chat_format(tokenizer, cfg)
+    tool = executor_name(task, chat, cfg)
+    fmt = "fenced (chat template)" if chat else "toy tags"
     print(
         f"held-out problems: {len(task.test)} x {k} samples  (task: {cfg.task}, policy: "
-        f"{cfg.model}, format: {engine.fmt.style}, tool: {tool})"
+        f"{cfg.model}, format: {fmt}, tool: {tool})"
     )
     print(
         f"success rate (pass@1): {summary['pass@1']:.1%}   pass@{k}: {summary[f'pass@{k}']:.1%}"

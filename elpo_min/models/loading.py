@@ -7,7 +7,9 @@ tokenizer's ids.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import warnings
 from pathlib import Path
 
@@ -57,7 +59,8 @@ def load_tokenizer(path_or_id: str, looks_local: bool, gguf_file: str | None):
 def nf4_config(dtype: str):
     """bitsandbytes' nf4 quantization config (QLoRA), or a clear error without bitsandbytes."""
     try:
-        import bitsandbytes  # noqa: F401
+        with bitsandbytes_quiet():
+            import bitsandbytes  # noqa: F401
     except ImportError:
         raise MissingExtra(
             "load_in_4bit needs bitsandbytes: pip install 'elpo_min[quant]', "
@@ -70,9 +73,29 @@ def nf4_config(dtype: str):
     )
 
 
+@contextlib.contextmanager
+def bitsandbytes_quiet():
+    """Within it, bitsandbytes logs only errors.
+
+    ``import peft`` imports bitsandbytes whenever it is installed, 4-bit asked for or not. On a
+    CPU with AVX512-BF16, bitsandbytes' import then looks for an optional kernel from the
+    ``kernels`` hub and, not finding it, logs a warning to stderr that the user can do nothing
+    about (the 4-bit path works without it). Its logger is raised for the import only, so a
+    warning from a 4-bit layer at run time still shows.
+    """
+    logger = logging.getLogger("bitsandbytes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def add_lora(model, rank: int, alpha: int, quantized: bool):
     """Wrap ``model`` in a LoRA adapter on every linear layer; only the adapter trains."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    with bitsandbytes_quiet():
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -142,6 +142,16 @@ def binary_error_localization(
 
 
 @dataclass
+class Request:
+    """What a BEL program asks for next: ``n`` continuations from prefix(m) of ``tau`` (a probe),
+    or, with ``tau`` None, ``n`` full trajectories of the prompt."""
+
+    tau: object | None
+    m: int
+    n: int
+
+
+@dataclass
 class PromptTree:
     """Everything BEL produced for one prompt."""
 
@@ -166,16 +176,17 @@ def prompt_program(
 ) -> Generator:
     """The per-prompt BEL loop of Algorithm 1 as a generator.
 
-    It yields ``("sample", None, 0, n)`` for n full trajectories or ``("probe", tau, m, n)`` for
-    n continuations from prefix(m) of tau, receives the trajectories, and returns a
-    :class:`PromptTree`. Every rollout, full or continuation, counts against ``n_total``.
+    It yields a :class:`Request` (``Request(None, 0, n)`` for n full trajectories,
+    ``Request(tau, m, n)`` for n continuations from prefix(m) of tau), receives the
+    trajectories, and returns a :class:`PromptTree`. Every rollout, full or continuation, counts
+    against ``n_total``.
     """
     tree = PromptTree(problem)
     while tree.rollouts < n_total:
         buffer = []
         while len(buffer) < b_max and tree.rollouts < n_total:
             n = min(b_max - len(buffer), n_total - tree.rollouts)
-            batch = yield "sample", None, 0, n
+            batch = yield Request(None, 0, n)
             tree.rollouts += n
             tree.trajectories += batch
             buffer += [t for t in batch if t.reward == 0]
@@ -191,7 +202,7 @@ def prompt_program(
         try:
             m, n = next(search)
             while True:
-                children = yield "probe", tau, m, n
+                children = yield Request(tau, m, n)
                 tree.rollouts += n
                 tree.trajectories += children
                 tree.parents.update({id(c): (tau, m) for c in children})
@@ -222,9 +233,10 @@ def build_trees(
         order = list(requests)
         seeds = []
         for i in order:
-            _, tau, m, _ = requests[i]
-            seeds.append(engine.start(problems[i]) if tau is None else tau.prefix(m))
-        groups = engine.rollout(seeds, [requests[i][3] for i in order])
+            request = requests[i]
+            full = request.tau is None
+            seeds.append(engine.start(problems[i]) if full else request.tau.prefix(request.m))
+        groups = engine.rollout(seeds, [requests[i].n for i in order])
         if progress:
             progress(sum(len(g) for g in groups))
         for i, group in zip(order, groups):

@@ -11,7 +11,7 @@ from ..errors import MissingExtra
 from ..runtime import Runtime
 
 # step-record fields that are counts (summed over ranks); the others are averaged
-SUMMED = {"sequences", "unprobed", "loss", "rollouts", "kl_ref"}
+SUMMED = {"sequences", "unprobed", "loss", "kl_ref"}
 
 
 class AcceleratedRuntime(Runtime):

@@ -40,9 +40,9 @@ import torch
 
 from elpo_min.config import Config
 from elpo_min.fast_decoder import FastDecoder
+from elpo_min.fast_update import ChunkedLogProbs, chunked_token_logprobs
 from elpo_min.launch import load_config
 from elpo_min.launch.build import enable_gradient_checkpointing
-from elpo_min.logprobs import token_logprobs
 from elpo_min.models.loading import disable_avx512bf16
 from elpo_min.rollout import PlainDecoder, sample_tokens, token_entropy
 from elpo_min.train import policy_update
@@ -187,7 +187,7 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        policy_update(model, optimizer, batch, cfg)
+        policy_update(ChunkedLogProbs(model, cfg.logprob_chunk), optimizer, batch, cfg)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -338,7 +338,7 @@ def graph_equivalence(model, device, batch=16, prompt_len=31, new_tokens=64) -> 
     ]
     batch_t = collate(out[True], 0, device)
     with torch.no_grad():
-        forced = token_logprobs(model, batch_t["input_ids"], batch_t["attention_mask"])
+        forced = chunked_token_logprobs(model, batch_t["input_ids"], batch_t["attention_mask"])
     action = batch_t["action_mask"].bool()
     gap = (forced[action] - batch_t["old_logp"][action]).abs()
     return {

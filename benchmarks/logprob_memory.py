@@ -7,7 +7,7 @@ log p(target) through it, each chunk recomputed in backward:
 * ``autograd``: ``head(h).float() / T``, ``logsumexp``, ``gather`` under
   ``torch.utils.checkpoint`` (elpo_min before the fused head); autograd's backward holds
   several [c, V] fp32 tensors at once;
-* ``fused``: :class:`elpo_min.logprobs.HeadLogprobs`, whose backward turns one recomputed
+* ``fused``: :class:`elpo_min.fast_update.HeadLogprobs`, whose backward turns one recomputed
   [c, V] buffer into d logp / d logit in place.
 
 Each (method, chunk) runs in a fresh process: bf16 hidden states [N, 896] (the 0.5B width)
@@ -41,7 +41,7 @@ def measure(method: str, chunk: int, tokens: int) -> dict:
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    from elpo_min.logprobs import HeadLogprobs
+    from elpo_min.fast_update import HeadLogprobs
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -22,6 +22,10 @@ def load(root: str) -> dict:
         del sys.modules[name]
     sys.path.insert(0, root)
     mods = {n: importlib.import_module(f"elpo_min.{n}") for n in ("train", "models", "config")}
+    # the trainer's own training forward (a checkout from before it was configurable trains a
+    # bare model through its one head)
+    build = importlib.import_module("elpo_min.launch.build")
+    mods["forward"] = getattr(build, "training_forward", lambda cfg: lambda model: model)
     sys.path.pop(0)
     return mods
 
@@ -48,9 +52,8 @@ def main():
         batch, _ = m["train"].training_batch(trees, cfg, tok.pad_token_id)
         policy, _ = m["models"].load_policy()
         torch.manual_seed(0)
-        stats = m["train"].policy_update(
-            policy, torch.optim.AdamW(policy.parameters(), lr=cfg.lr), batch, cfg
-        )
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr)
+        stats = m["train"].policy_update(m["forward"](cfg)(policy), optimizer, batch, cfg)
         params[name] = [p.detach().clone() for p in policy.parameters()]
         print(
             f"{name:5s} {m['train'].__file__}: loss {stats['loss']:.8f}, "

@@ -73,7 +73,10 @@ class Config:
     minibatch_size: int = 64
     # sequences per forward/backward (gradient accumulation); 0: the whole mini-batch
     micro_batch_size: int = 0
-    # tokens per output-head chunk (each recomputed in backward)
+    # how the update computes the action tokens' log-probs: "chunked" (elpo_min.fast_update,
+    # the memory-saving head) or "plain" (elpo_min.logprobs, the textbook full-vocabulary pass)
+    logprobs: str = "chunked"
+    # tokens per output-head chunk of "chunked" (each recomputed in backward)
     logprob_chunk: int = 256
     # > 0: stop training after this many seconds
     time_limit_s: float = 0.0

@@ -1,47 +1,30 @@
 """Teacher-forced token log-probs: the training side of the ratio r = exp(logp - logp_old).
 
-The output head is where memory goes: logits for 8 sequences of 1k tokens over a 150k vocabulary
-are 5 GB in fp32, and autograd through ``log_softmax`` keeps several such tensors for backward.
-So :func:`token_logprobs` runs the head only on the positions that are wanted (the action
-tokens), ``chunk`` tokens at a time, through :class:`HeadLogprobs`, whose hand-written backward
-recomputes one [chunk, V] buffer instead of keeping it.
+The update needs, for every sampled action token, its log-prob under the current policy given
+everything before it, at the temperature it was sampled at. The textbook way is one forward
+pass over each whole sequence: the logits of position t, tempered and log-softmaxed over the
+vocabulary, score the token at t + 1. That is what :func:`token_logprobs` does, and what a
+learner should read.
+
+It keeps a [B, T, V] tensor alive for backward, which a real vocabulary makes gigabytes. So by
+default the trainer computes the same numbers through the engine room's memory-saving head
+(:mod:`elpo_min.fast_update`), which ``tests/test_fast_update.py`` holds to this function:
+log-probs and gradients equal in float64.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .config import Config
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its own sequence, whatever the padding ([B, T])."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class HeadLogprobs(torch.autograd.Function):
-    """log p(target) = logit[target] - logsumexp(logits) for c tokens through the output head.
-
-    Backward recomputes the logits into one fp32 [c, V] buffer and turns it in place into
-    d logp / d logit = onehot(target) - softmax, where autograd would hold 3-4 such buffers.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float):
-        # hidden [c, H], weight [V, H], targets [c]
-        logits = (hidden @ weight.T).float().div_(temperature)  # [c, V]
-        log_z = logits.logsumexp(-1)  # [c]
-        logp = logits.gather(-1, targets[:, None]).squeeze(-1) - log_z  # [c]
-        ctx.save_for_backward(hidden, weight, targets, log_z)
-        ctx.temperature = temperature
-        return logp
-
-    @staticmethod
-    def backward(ctx, grad):
-        hidden, weight, targets, log_z = ctx.saved_tensors
-        logits = (hidden @ weight.T).float().div_(ctx.temperature)  # [c, V]
-        probs = logits.sub_(log_z[:, None]).exp_()  # [c, V]
-        # (onehot - p) * grad, in place
-        probs.mul_(-grad[:, None]).scatter_add_(-1, targets[:, None], grad[:, None])
-        d_logits = probs.div_(ctx.temperature).to(hidden.dtype)  # [c, V]
-        d_hidden = d_logits @ weight if ctx.needs_input_grad[0] else None  # [c, H]
-        d_weight = d_logits.T @ hidden if ctx.needs_input_grad[1] else None  # [V, H]
-        return d_hidden, d_weight, None, None
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32, or in float64 if it is: log-softmax in half precision loses the tail."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def token_logprobs(
@@ -49,56 +32,39 @@ def token_logprobs(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
-    chunk: int = Config.logprob_chunk,
     target_mask: torch.Tensor | None = None,
-):
+) -> torch.Tensor:
     """Teacher-forced log-prob of every token given its prefix.
 
     Args:
         model: a causal LM, peft-wrapped or not.
         input_ids, attention_mask: [B, T], any padding.
         temperature: the temperature the tokens were sampled at.
-        chunk: tokens per call of the output head.
-        target_mask: [B, T], 1 where a log-prob is wanted (default: every position but 0);
-            only those positions go through the output head.
+        target_mask: [B, T], nonzero where a log-prob is wanted (default: every position but 0).
 
     Returns:
-        logp [B, T], where ``logp[:, t]`` scores ``input_ids[:, t]`` (0 where not wanted).
+        logp [B, T] in float32 (float64 for a float64 model), where ``logp[:, t]`` scores
+        ``input_ids[:, t]`` (0 at position 0, which has no prefix, and wherever ``target_mask``
+        is 0).
     """
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
-    decoder = model.get_decoder()
-    hidden = decoder(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
-    ).last_hidden_state  # [B, T, H]
-    head = model.get_output_embeddings()
-    if getattr(head, "bias", None) is not None:
-        raise ValueError("token_logprobs needs an output head without bias (as in Qwen, Llama)")
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask),
+    ).logits  # [B, T, V]
+    # the distribution at position t is the one token t + 1 was sampled from
+    log_probs = (at_least_float32(logits[:, :-1]) / temperature).log_softmax(-1)  # [B, T - 1, V]
+    picked = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # [B, T - 1]
+    logp = torch.cat([picked.new_zeros(len(picked), 1), picked], dim=1)  # [B, T]
     if target_mask is None:
-        wanted = torch.ones_like(input_ids, dtype=torch.bool)  # [B, T]
-    else:
-        # a new tensor (a bool mask's .bool() is the mask itself): position 0 is cleared below
-        wanted = target_mask != 0  # [B, T]
-    # position 0 has no prefix to score it from
-    wanted[:, 0] = False
-    rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens
-    # the hidden state before each wanted token
-    states = hidden[rows, cols - 1].to(head.weight.dtype)  # [N, H]
-    targets = input_ids[rows, cols]  # [N]
-    logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # [B, T]
-    pieces = []
-    for s in range(0, len(targets), chunk):
-        piece = HeadLogprobs.apply(
-            states[s : s + chunk], head.weight, targets[s : s + chunk], temperature
-        )  # [c]
-        pieces.append(piece)
-    if not pieces:
         return logp
-    return logp.index_put((rows, cols), torch.cat(pieces))
+    return torch.where(target_mask != 0, logp, 0.0)  # [B, T]
 
 
 class LogProbs(torch.nn.Module):
-    """The training forward as one module call (so DDP/FSDP hooks see it): token log-probs of
-    the action tokens."""
+    """The training forward as one module call (so that DDP's hooks see it): the log-probs of
+    the action tokens, the textbook way. The trainer's default is its engine-room subclass
+    :class:`elpo_min.fast_update.ChunkedLogProbs`."""
 
     def __init__(self, model):
         super().__init__()
@@ -106,14 +72,5 @@ class LogProbs(torch.nn.Module):
         # FSDP's auto-wrap policy reads this
         self._no_split_modules = getattr(model, "_no_split_modules", None)
 
-    def forward(
-        self,
-        input_ids,
-        attention_mask,
-        target_mask,
-        temperature: float = 1.0,
-        chunk: int = Config.logprob_chunk,
-    ):
-        return token_logprobs(
-            self.model, input_ids, attention_mask, temperature, chunk, target_mask=target_mask
-        )
+    def forward(self, input_ids, attention_mask, target_mask, temperature: float = 1.0):
+        return token_logprobs(self.model, input_ids, attention_mask, temperature, target_mask)

@@ -11,8 +11,6 @@ import contextlib
 
 import torch
 
-from .logprobs import LogProbs
-
 
 class Runtime:
     """Rank 0 of 1."""
@@ -24,9 +22,12 @@ class Runtime:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def prepare(self, model, optimizer):
-        """``(training forward, optimizer)``; data parallelism wraps both."""
-        return LogProbs(model), optimizer
+    def prepare(self, forward, optimizer):
+        """``(training forward, optimizer)``, ready for this runtime; data parallelism wraps both.
+
+        ``forward`` is a :class:`~elpo_min.logprobs.LogProbs` module around the policy.
+        """
+        return forward, optimizer
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items``, dealt round-robin (nothing is dropped)."""

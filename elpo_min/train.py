@@ -11,7 +11,6 @@ picks a task: :func:`elpo_min.launch.build_run` does.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,11 @@ class CreditedTree:
     path: dict
     # id(trajectory) -> the first turn that ELC covers (absent: none)
     elc_from: dict
+
+    def under_elc(self, traj: Trajectory, turn: int) -> bool:
+        """Does ELC widen the lower clip on turn ``turn`` (0-based) of ``traj``?"""
+        first = self.elc_from.get(id(traj))
+        return first is not None and turn >= first
 
 
 def credit_tree(tree: PromptTree, cfg: Config) -> CreditedTree:
@@ -73,10 +77,9 @@ def token_advantages(traj: Trajectory, credited: CreditedTree) -> tuple[list[flo
     (the tool output and padding get 0 later, from the action mask)."""
     advantages = [0.0] * len(traj.token_ids)
     elc = [0.0] * len(traj.token_ids)
-    first_elc_turn = credited.elc_from.get(id(traj))
     for i, (turn, node) in enumerate(zip(traj.turns, credited.path[id(traj)])):
         advantages[turn.start : turn.end] = [node.a_hier] * (turn.end - turn.start)
-        if first_elc_turn is not None and i >= first_elc_turn:
+        if credited.under_elc(traj, i):
             elc[turn.start : turn.end] = [1.0] * (turn.end - turn.start)
     return advantages, elc
 
@@ -141,8 +144,9 @@ def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | No
     accumulated gradient is exactly the one-pass gradient.
 
     Args:
-        forward: the policy, or :class:`~elpo_min.logprobs.LogProbs` around it (DDP-wrapped
-            when distributed, see ``Runtime.prepare``).
+        forward: a :class:`~elpo_min.logprobs.LogProbs` module around the policy (DDP-wrapped
+            when distributed, see ``Runtime.prepare``), or a bare policy, which gets the
+            textbook one.
         optimizer: over the trainable parameters.
         batch: from :func:`training_batch`.
         cfg: the config.
@@ -192,7 +196,7 @@ def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | No
 def _micro_batch_loss(forward, model, mb, normalizer, all_tokens, cfg, rt) -> dict:
     """Forward and backward of one micro-batch; returns its share of the stats."""
     inputs = (mb["input_ids"], mb["attention_mask"], mb["action_mask"], cfg.temperature)
-    logp = forward(*inputs, cfg.logprob_chunk)  # [b, T]
+    logp = forward(*inputs)  # [b, T]
     loss, part = clipped_policy_loss(
         logp,
         mb["old_logp"],
@@ -207,7 +211,7 @@ def _micro_batch_loss(forward, model, mb, normalizer, all_tokens, cfg, rt) -> di
     if cfg.kl_coef > 0:
         # the reference policy is the same model with its LoRA adapter switched off
         with torch.no_grad(), model.disable_adapter():
-            ref = forward(*inputs, cfg.logprob_chunk)  # [b, T]
+            ref = forward(*inputs)  # [b, T]
         share = mb["action_mask"].sum() / max(all_tokens, 1.0)
         kl = k3_kl(logp, ref, mb["action_mask"]) * share
         loss = loss + cfg.kl_coef * kl
@@ -231,15 +235,61 @@ class Run:
     # () -> held-out metrics with "success_rate", drawn from its own random stream so that
     # evaluating never changes what training samples (elpo_min.diagnostics.held_out_success)
     evaluate: Callable[[], dict]
-    # the run's log, checkpoints and crash handling (elpo_min.checkpoints.RunFiles)
-    files: Any
+    # (run, forward, optimizer, resume) -> the context around the loop that owns the run's
+    # folder: lock, log, checkpoints, interrupts, time limit, evaluations, progress
+    # (elpo_min.checkpoints.Session)
+    session: Callable
     runtime: Runtime = field(default_factory=Runtime)
+    # model -> the training forward: the textbook LogProbs, or the engine room's (the default)
+    logprobs: Callable[[Any], LogProbs] = LogProbs
     # extra per-step diagnostics (the toy's oracle metrics), see training_batch
     step_metrics: Callable | None = None
 
 
+def step_prompts(problems: list, step: int, cfg: Config, rt: Runtime) -> list:
+    """The problems of step ``step`` (0-based), this rank's share of them.
+
+    The training problems are shuffled once (by ``cfg.seed``) and walked in that order,
+    ``prompts_per_step`` at a time, wrapping around at the end.
+    """
+    order = random.Random(cfg.seed).sample(range(len(problems)), len(problems))
+    first = step * cfg.prompts_per_step
+    chosen = [order[(first + i) % len(order)] for i in range(cfg.prompts_per_step)]
+    return rt.shard([problems[i] for i in chosen])
+
+
+def collect_rollouts(engine: RolloutEngine, problems: list, cfg: Config) -> list[PromptTree]:
+    """The step's rollouts: BEL's trees (ELPO) or ``n_total`` independent samples (GRPO)."""
+    if cfg.algo == "elpo":
+        return build_trees(engine, problems, **{name: getattr(cfg, name) for name in BEL_ARGS})
+    return grpo_trees(engine, problems, cfg.n_total)
+
+
+def step_record(trees: list[PromptTree], info: dict, stats: dict, cfg: Config) -> dict:
+    """What the log keeps of one step: the batch's info, the update's statistics, and how the
+    rollouts went."""
+    # Training success from each prompt's first collection, sampled before any outcome was
+    # seen: BEL's later collections stop once b_max failures are in, which biases their success
+    # rate low, and its continuations start mid-way.
+    first_collection = cfg.b_max if cfg.algo == "elpo" else cfg.n_total
+    sampled = [t for tree in trees for t in tree.trajectories[:first_collection]]
+    return {
+        "algo": cfg.algo,
+        **info,
+        **stats,
+        "train_success": sum(t.success for t in sampled) / len(sampled),
+        "rollouts_per_prompt": sum(tree.rollouts for tree in trees) / len(trees),
+    }
+
+
 def train(run: Run, resume: bool = False) -> dict:
     """Train with ELPO or GRPO.
+
+    Each step chooses its prompts, rolls them out (BEL's trees, or GRPO's groups at the same
+    budget), credits every token (A_hier and the ELC mask), and updates the policy with the
+    clipped objective. Everything around the step, from the lock on the run's folder to
+    checkpoints, interrupts, the time limit, evaluations and the progress bar, is
+    ``run.session``'s: it decides which steps run, and saves what a crash would lose.
 
     Runs as one process, or as one rank of a data-parallel launch (``torchrun`` /
     ``accelerate launch``; see :mod:`elpo_min.parallel`).
@@ -248,101 +298,21 @@ def train(run: Run, resume: bool = False) -> dict:
         ``{"before": eval at step 0 (None on resume), "after": the final eval, "log": the path
         of metrics.jsonl, "steps": steps done}``.
     """
-    from tqdm import tqdm
-
-    cfg = run.cfg
-    rt = run.runtime
-    model = run.model
-    files = run.files
-    device = str(next(model.parameters()).device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    cfg, rt = run.cfg, run.runtime
+    trainable = [p for p in run.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    forward, optimizer = rt.prepare(model, optimizer)
-    bel_args = {name: getattr(cfg, name) for name in BEL_ARGS}
-    problems = run.train_problems
-    order = random.Random(cfg.seed).sample(range(len(problems)), len(problems))
-
-    def evaluate_now() -> dict:
-        with rt.full_weights(forward):
-            return run.evaluate()
-
-    def checkpoint(step: int, rngs: list | None = None) -> None:
-        with rt.full_weights(forward):
-            files.save(step, model, run.tokenizer, optimizer, rngs)
-
-    step = files.open(model, optimizer, resume)
-    start_step = step
-    before, last = None, {}
-    show = cfg.progress and rt.is_main
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo}", disable=not show)
-    started = time.perf_counter()
-    try:
-        if step == 0:
-            before = evaluate_now()
-            start = {"step": 0, "eval": before, "rollouts": 0, "time_s": 0.0}
-            files.log({**start, "world_size": rt.world_size})
-        while step < cfg.steps:
-            over_time = time.perf_counter() - started > cfg.time_limit_s
-            if cfg.time_limit_s and rt.all_sum([over_time])[0]:
-                break
-            # from here until the update, a crash saves the step's start (see RunFiles)
-            files.step_begins()
-            tick = time.perf_counter()
-            first = step * cfg.prompts_per_step
-            chosen = [order[(first + i) % len(order)] for i in range(cfg.prompts_per_step)]
-            step_problems = rt.shard([problems[i] for i in chosen])
-            with rt.full_weights(forward):
-                if cfg.algo == "elpo":
-                    trees = build_trees(run.engine, step_problems, **bel_args)
-                else:
-                    trees = grpo_trees(run.engine, step_problems, cfg.n_total)
-            rollout_s = time.perf_counter() - tick
-            pad_id = run.tokenizer.pad_token_id
+    forward, optimizer = rt.prepare(run.logprobs(run.model), optimizer)
+    device = str(next(run.model.parameters()).device)
+    pad_id = run.tokenizer.pad_token_id
+    with run.session(run, forward, optimizer, resume) as session:
+        for step in session.steps():
+            problems = step_prompts(run.train_problems, step, cfg, rt)
+            # the weights are whole for generation; a crash in here saves the step's start
+            with session.rollouts():
+                trees = collect_rollouts(run.engine, problems, cfg)
             batch, info = training_batch(trees, cfg, pad_id, device, run.step_metrics)
-            # an interrupt now waits until the update is done, then the step is saved
-            with files.updating():
+            # an interrupt in here waits until the update is done
+            with session.update():
                 stats = policy_update(forward, optimizer, batch, cfg, rt)
-            step += 1
-            # Training success from each prompt's first collection, sampled before any outcome
-            # was seen: BEL's later collections stop once b_max failures are in, which biases
-            # their success rate low, and its continuations start mid-way.
-            first = cfg.b_max if cfg.algo == "elpo" else cfg.n_total
-            sampled = [t for tree in trees for t in tree.trajectories[:first]]
-            record = {
-                "step": step,
-                "algo": cfg.algo,
-                **info,
-                **stats,
-                "train_success": sum(t.success for t in sampled) / len(sampled),
-                "rollouts_per_prompt": sum(tree.rollouts for tree in trees) / len(trees),
-                "rollout_s": rollout_s,
-                "step_s": time.perf_counter() - tick,
-                "time_s": time.perf_counter() - started,
-                "peak_mem_mb": files.peak_memory_mb(),
-            }
-            last = rt.reduce_record(record)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                last["eval"] = evaluate_now()
-            files.log(last)
-            if step % cfg.save_every == 0 or files.interrupted:
-                checkpoint(step)
-            if files.interrupted:
-                raise KeyboardInterrupt(f"interrupted: the checkpoint of step {step} is saved")
-            bar.update(1)
-            clip = f"{stats.get('clip_frac', 0):.3f}"
-            bar.set_postfix(success=f"{last['train_success']:.2f}", clip=clip)
-        after = last.get("eval") or (before if step == 0 else None) or evaluate_now()
-        if "eval" not in last:
-            elapsed = time.perf_counter() - started
-            files.log({"step": step, "eval": after, "time_s": elapsed, "world_size": rt.world_size})
-        saved_in_loop = step > start_step and step % cfg.save_every == 0
-        if not saved_in_loop and not (resume and step == start_step):
-            checkpoint(step)
-    except BaseException as error:
-        # keep what was learned, as a state from which --resume continues exactly
-        files.save_after(error, step, checkpoint)
-        raise
-    finally:
-        bar.close()
-        files.close()
-    return {"before": before, "after": after, "log": str(files.log_path), "steps": step}
+            session.end_step(step_record(trees, info, stats, cfg))
+    return session.result

@@ -12,6 +12,7 @@ import torch
 from elpo_min import toy
 from elpo_min.bel import build_trees
 from elpo_min.config import Config
+from elpo_min.fast_update import ChunkedLogProbs
 from elpo_min.models import load_policy
 from elpo_min.parallel import runtime
 from elpo_min.rollout import RolloutEngine
@@ -42,7 +43,8 @@ def main(out_dir: str, micro_batch_size: int = 0) -> None:
             batch, _ = training_batch(rt.shard(trees), cfg, tok.pad_token_id)
             # ratios off 1: clipping binds
             batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]
-            forward, optimizer = rt.prepare(model, torch.optim.SGD(model.parameters(), lr=1.0))
+            optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+            forward, optimizer = rt.prepare(ChunkedLogProbs(model), optimizer)
             stats = policy_update(forward, optimizer, batch, cfg, rt)
             loss = rt.all_sum([stats["loss"]])[0]
             if rt.is_main:

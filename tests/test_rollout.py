@@ -7,7 +7,7 @@ from conftest import next_token_log_probs
 
 from elpo_min import toy
 from elpo_min.fast_decoder import FastDecoder
-from elpo_min.logprobs import token_logprobs
+from elpo_min.fast_update import chunked_token_logprobs
 from elpo_min.rollout import (
     PlainDecoder,
     RolloutEngine,
@@ -46,11 +46,11 @@ def sampled(make_engine):
 
 def teacher_forced(model, trajs, pad_id, temperature=1.0):
     """The recorded values recomputed from the finished sequences: each token's log-prob by
-    ``token_logprobs`` (the training path), and the entropy of the distribution it was sampled
+    the trainer's memory-saving head (the training path), and the entropy of the distribution it was sampled
     from by a plain full-vocabulary forward (Eq. 3), both aligned with the tokens they score."""
     batch = collate(trajs, pad_id)
     with torch.no_grad():
-        logp = token_logprobs(
+        logp = chunked_token_logprobs(
             model, batch["input_ids"], batch["attention_mask"], temperature, chunk=37
         )  # [B, T]
         log_probs = next_token_log_probs(

@@ -11,6 +11,7 @@ import torch
 from conftest import BPE_QUESTION
 
 from elpo_min.diagnostics import read_log
+from elpo_min.fast_update import chunked_token_logprobs
 from elpo_min.logprobs import token_logprobs
 from elpo_min.rollout import RolloutEngine
 from elpo_min.tasks import FencedFormat, WordProblem, check_answer
@@ -82,7 +83,7 @@ def test_ids_trained_on_are_the_ids_sampled_and_logprobs_match(engine_and_trajs,
     for row, t in enumerate(trajs):
         assert batch["input_ids"][row, : len(t.token_ids)].tolist() == t.token_ids
     with torch.no_grad():
-        logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"], chunk=29)
+        logp = chunked_token_logprobs(model, batch["input_ids"], batch["attention_mask"], chunk=29)
     mask = batch["action_mask"].bool()
     assert mask.sum() > 100
     assert torch.allclose(logp[mask], batch["old_logp"][mask], atol=1e-4)

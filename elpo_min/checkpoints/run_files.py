@@ -13,13 +13,10 @@ import contextlib
 import fcntl
 import json
 import os
-import resource
 import signal
 import sys
 import threading
 from pathlib import Path
-
-import torch
 
 from ..errors import UserError
 from ..runtime import Runtime
@@ -101,15 +98,6 @@ class RunFiles:
         update saves this step's start, from which the resumed run redoes the step exactly."""
         self.step_rngs = self.runtime.gather(rng_state())
         self.phase = "rollouts"
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-
-    @staticmethod
-    def peak_memory_mb() -> float:
-        """The step's peak GPU memory, or on CPU this process's peak resident memory."""
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     @contextlib.contextmanager
     def updating(self):

@@ -101,13 +101,12 @@ def credit_metrics(groups: list[list[dict]]) -> dict:
 
 def labelled_turns(traj, credited, field: str) -> list[tuple]:
     """``(label, advantage, tokens, tokens under ELC)`` for each turn of a toy trajectory."""
-    first_elc_turn = credited.elc_from.get(id(traj))
     nodes = credited.path[id(traj)]
     out = []
     for i, (label, turn, node) in enumerate(zip(turn_labels(traj), traj.turns, nodes)):
         tokens = turn.end - turn.start
-        covered = first_elc_turn is not None and i >= first_elc_turn
-        out.append((label, getattr(node, field), tokens, tokens if covered else 0))
+        covered = tokens if credited.under_elc(traj, i) else 0
+        out.append((label, getattr(node, field), tokens, covered))
     return out
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import RunFiles
+from ..checkpoints import Session
 from ..config import Config
 from ..diagnostics.credit import toy_step_metrics
 from ..diagnostics.metrics import held_out_success
 from ..errors import ConfigError
 from ..fast_decoder import FastDecoder
+from ..fast_update import ChunkedLogProbs
+from ..logprobs import LogProbs
 from ..models import load_policy
 from ..parallel import runtime
 from ..rollout import PlainDecoder, RolloutEngine
@@ -26,7 +28,6 @@ from ..tasks import FencedFormat, Task, load_task
 from ..tools import PythonTool, run_arith
 from ..train import Run, train
 from ..trajectory import TurnFormat
-from .config_io import validate_config
 
 DECODERS = {"fast": FastDecoder, "plain": PlainDecoder}
 
@@ -112,12 +113,23 @@ def use_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def training_forward(cfg: Config):
+    """``model -> training forward``: the memory-saving head (``"chunked"``) or the textbook
+    full-vocabulary pass of the core (``"plain"``)."""
+    if cfg.logprobs == "plain":
+        return LogProbs
+    return partial(ChunkedLogProbs, chunk=cfg.logprob_chunk)
+
+
 def build_run(cfg: Config) -> Run:
     """Everything a run needs: runtime, seeds, problems, policy, engine and diagnostics.
 
-    Bad config values and bad data files fail here, before any model is loaded.
+    Args:
+        cfg: a config from :func:`~elpo_min.launch.load_config`, which checked every field.
+
+    A world size that does not divide the prompts and bad data files fail here, before any model
+    is loaded.
     """
-    validate_config(cfg)
     rt = runtime()
     if cfg.prompts_per_step % rt.world_size:
         raise ConfigError(
@@ -142,9 +154,18 @@ def build_run(cfg: Config) -> Run:
         torch.manual_seed(cfg.seed + rt.rank)
     engine = make_engine(model, tokenizer, task, cfg)
     evaluate = partial(held_out_success, engine, task.test, cfg.seed + 1, rt)
-    files = RunFiles(cfg.out_dir, vars(cfg), rt)
-    step_metrics = toy_step_metrics if task.name == "toy" else None
-    return Run(cfg, model, tokenizer, engine, task.train, evaluate, files, rt, step_metrics)
+    return Run(
+        cfg,
+        model,
+        tokenizer,
+        engine,
+        task.train,
+        evaluate,
+        session=Session,
+        runtime=rt,
+        logprobs=training_forward(cfg),
+        step_metrics=toy_step_metrics if task.name == "toy" else None,
+    )
 
 
 def run_training(cfg: Config, resume: bool = False) -> dict:

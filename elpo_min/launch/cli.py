@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from ..config import Config
 from ..errors import UserError
@@ -125,44 +124,15 @@ def cmd_warmup(args, overrides: dict) -> None:
 
 def cmd_cold_start(args, overrides: dict) -> None:
     """Cold start before RL: fenced-TIR demonstrations of the chat-form toy task."""
-    import json
-    import random
-
-    import torch
-
-    from .. import toy
-    from ..models import load_policy
-    from ..sft import chat_example, cold_start, demo_pieces
+    from ..sft import run_cold_start
     from ..sft.warmup import reproducing_command
-    from ..tasks import FencedFormat, chat_question, held_out
     from .build import use_threads
 
     use_threads(args.threads)
-    torch.manual_seed(args.seed)
-    start = time.perf_counter()
-    rng = random.Random(args.seed)
-    test_problems = held_out()
-    model, tokenizer = load_policy(args.model)
-    fmt = FencedFormat.for_chat(tokenizer)
-    generated = toy.generate_problems(args.examples, seed=20_000 + args.seed, prefix="cold")
-    problems = [p for p in generated if (p.start, p.ops) not in test_problems]
-    examples = []
-    for p in problems:
-        pieces = demo_pieces(p, rng, args.p_copy_error, args.p_syntax_error, fenced=True)
-        examples.append(chat_example(fmt, tokenizer, chat_question(p), pieces))
-    pad_id = tokenizer.pad_token_id
-    losses = cold_start(model, examples, args.steps, args.lr, args.batch_size, pad_id, args.seed)
-    model.save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
     options = {k: v for k, v in vars(args).items() if k not in ("command", "debug")}
-    record = {
-        "command": reproducing_command("cold-start", options),
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
-        "minutes": round((time.perf_counter() - start) / 60, 2),
-    }
-    Path(args.out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(record)
+    command = reproducing_command("cold-start", options)
+    del options["threads"]
+    print(run_cold_start(options.pop("model"), command=command, **options))
 
 
 def cmd_make_data(args, overrides: dict) -> None:

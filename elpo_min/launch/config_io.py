@@ -21,6 +21,7 @@ from ..loss import AGGREGATIONS
 CHOICES = {
     "algo": ("elpo", "grpo"),
     "decoder": ("fast", "plain"),
+    "logprobs": ("chunked", "plain"),
     "dtype": ("float32", "bfloat16", "float16"),
     "executor": ("auto", "arith", "python"),
     "elc_scope": ("trajectory", "subtree"),

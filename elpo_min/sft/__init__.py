@@ -11,6 +11,6 @@ It sits outside the core because ELPO starts from a policy; how that policy was 
 part of the method.
 """
 
-from .cold_start import chat_example, cold_start, padded_batch, sft_loss
+from .cold_start import chat_example, cold_start, padded_batch, run_cold_start, sft_loss
 from .demos import demo_pieces, demo_steps, demonstration
 from .warmup import warmup

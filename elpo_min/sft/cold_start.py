@@ -2,18 +2,26 @@
 
 A demonstration is ``(ids, mask)``: token ids and a mask that is 1 on the assistant's tokens.
 The loss is the mean negative log-likelihood of the masked tokens (prompt and tool outputs are
-context), computed through the trainer's chunked :func:`~elpo_min.logprobs.token_logprobs`, so a
-150k vocabulary never materializes a [B, T, V] tensor.
+context), computed through the trainer's memory-saving head
+(:func:`~elpo_min.fast_update.chunked_token_logprobs`), so a 150k vocabulary never
+materializes a [B, T, V] tensor. :func:`run_cold_start` is the whole ``cold-start`` command:
+demonstrations of the chat-form toy, the supervised pass, and the saved model.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import time
 from functools import partial
+from pathlib import Path
 
 import torch
 
-from ..logprobs import token_logprobs
+from .. import toy
+from ..fast_update import chunked_token_logprobs
+from ..tasks import FencedFormat, chat_question, held_out
+from .demos import demo_pieces
 
 
 def chat_example(
@@ -60,7 +68,9 @@ def padded_batch(examples: list[tuple[list[int], list[int]]], pad_id: int, devic
 def sft_loss(model, batch: dict) -> torch.Tensor:
     """Mean negative log-likelihood of the tokens where ``loss_mask`` is 1."""
     loss_mask = batch["loss_mask"]  # [B, T]
-    logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"], target_mask=loss_mask)
+    logp = chunked_token_logprobs(
+        model, batch["input_ids"], batch["attention_mask"], target_mask=loss_mask
+    )
     return -(logp * loss_mask).sum() / loss_mask.sum()
 
 
@@ -97,3 +107,52 @@ def cold_start(
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+def run_cold_start(
+    model_name: str,
+    out: str,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    examples: int,
+    p_copy_error: float,
+    p_syntax_error: float,
+    seed: int,
+    command: str,
+) -> dict:
+    """The ``cold-start`` command: fenced-TIR demonstrations of the chat-form toy task, a
+    supervised pass of the chat model ``model_name`` on them, the model saved to ``out``.
+
+    Demonstrations avoid the toy's held-out problems and carry the same controlled mistakes as
+    the tiny policy's warm-up (mis-copied numbers, calls that raise and are retried).
+
+    Returns:
+        the record also written to ``out/cold_start.json``: the command that reproduces it, the
+        first and last loss, and the minutes it took.
+    """
+    from ..models import load_policy
+
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    rng = random.Random(seed)
+    model, tokenizer = load_policy(model_name)
+    fmt = FencedFormat.for_chat(tokenizer)
+    test_problems = held_out()
+    generated = toy.generate_problems(examples, seed=20_000 + seed, prefix="cold")
+    problems = [p for p in generated if (p.start, p.ops) not in test_problems]
+    demos = []
+    for p in problems:
+        pieces = demo_pieces(p, rng, p_copy_error, p_syntax_error, fenced=True)
+        demos.append(chat_example(fmt, tokenizer, chat_question(p), pieces))
+    losses = cold_start(model, demos, steps, lr, batch_size, tokenizer.pad_token_id, seed)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    record = {
+        "command": command,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "minutes": round((time.perf_counter() - start) / 60, 2),
+    }
+    Path(out, "cold_start.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

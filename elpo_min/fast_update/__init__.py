@@ -1,0 +1,12 @@
+"""The update's fast path: the same log-probs as :mod:`elpo_min.logprobs`, in less memory.
+
+* ``head``: :class:`ChunkedLogProbs`, the trainer's default training forward. The output layer
+  runs only on action tokens, a chunk at a time, with a hand-written backward
+  (:class:`HeadLogprobs`), so no [batch, length, vocabulary] tensor is kept for backward.
+
+It sits outside the core because it is an optimization: the core's textbook
+:func:`elpo_min.logprobs.token_logprobs` computes the same numbers, and
+``tests/test_fast_update.py`` holds the two equal.
+"""
+
+from .head import ChunkedLogProbs, HeadLogprobs, chunked_token_logprobs, head_logprobs

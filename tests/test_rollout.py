@@ -45,9 +45,10 @@ def sampled(make_engine):
 
 
 def teacher_forced(model, trajs, pad_id, temperature=1.0):
-    """The recorded values recomputed from the finished sequences: each token's log-prob by
-    the trainer's memory-saving head (the training path), and the entropy of the distribution it was sampled
-    from by a plain full-vocabulary forward (Eq. 3), both aligned with the tokens they score."""
+    """The recorded values recomputed from the finished sequences: each token's log-prob by the
+    trainer's memory-saving head (the training path), and the entropy of the distribution it was
+    sampled from by a plain full-vocabulary forward (Eq. 3), both aligned with the tokens they
+    score."""
     batch = collate(trajs, pad_id)
     with torch.no_grad():
         logp = chunked_token_logprobs(

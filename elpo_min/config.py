@@ -70,14 +70,24 @@ class Config:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     ppo_epochs: int = 1
+    # sequences per mini-batch (one optimizer step), drawn at random from the step's rollouts
     minibatch_size: int = 64
+    # > 0: mini-batches of this many prompts' whole trees instead (verl's convention; the
+    # paper's "mini-batch 16" counts prompts)
+    minibatch_prompts: int = 0
     # sequences per forward/backward (gradient accumulation); 0: the whole mini-batch
     micro_batch_size: int = 0
-    # how the update computes the action tokens' log-probs: "chunked" (elpo_min.fast_update,
-    # the memory-saving head) or "plain" (elpo_min.logprobs, the textbook full-vocabulary pass)
-    logprobs: str = "chunked"
+    # > 0: micro-batches bounded by their distinct tokens instead (what "packed" forwards)
+    micro_batch_tokens: int = 0
+    # how the update computes the action tokens' log-probs: "packed" (elpo_min.fast_update:
+    # each micro-batch's shared tokens forwarded once, through the memory-saving head),
+    # "chunked" (the memory-saving head on per-leaf rows) or "plain" (elpo_min.logprobs, the
+    # textbook full-vocabulary pass on per-leaf rows); all three compute the same numbers
+    logprobs: str = "packed"
     # tokens per output-head chunk of "chunked" (each recomputed in backward)
     logprob_chunk: int = 256
+    # the longest packed row of "packed", in tokens
+    pack_tokens: int = 2048
     # > 0: stop training after this many seconds
     time_limit_s: float = 0.0
     eval_every: int = 15

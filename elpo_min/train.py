@@ -102,20 +102,23 @@ def training_batch(
 
     Returns:
         ``(batch, info)``. ``batch`` holds [B, T] ``input_ids``, ``attention_mask``,
-        ``action_mask``, ``old_logp``, ``advantages`` and ``elc_mask``; ``info`` the number of
+        ``action_mask``, ``old_logp``, ``advantages`` and ``elc_mask``, and [B] ``prompt`` (the
+        index of each row's prompt, whose rows are consecutive); ``info`` the number of
         sequences, of unprobed searches, and the probed searches' mean t_crit (or None).
     """
-    sequences, advantages, elc_masks = [], [], []
+    sequences, advantages, elc_masks, prompts = [], [], [], []
     credited = [credit_tree(tree, cfg) for tree in trees]
-    for tree in credited:
+    for prompt, tree in enumerate(credited):
         for traj in tree.tree.trajectories:
             adv, elc = token_advantages(traj, tree)
             sequences.append(traj)
             advantages.append(adv)
             elc_masks.append(elc)
+            prompts.append(prompt)
     batch = collate(sequences, pad_id, device)
     batch["advantages"] = pad_rows(advantages, 0.0, torch.float, device)
     batch["elc_mask"] = pad_rows(elc_masks, 0.0, torch.float, device) * batch["action_mask"]
+    batch["prompt"] = torch.tensor(prompts, dtype=torch.long, device=device)
     searches = [result for tree in trees for _, result in tree.searches]
     # an unprobed search's t_crit = 1 is a default, not a finding: the mean leaves it out,
     # and is None when no search probed
@@ -136,11 +139,62 @@ def grpo_trees(engine: RolloutEngine, problems: list, n_total: int) -> list[Prom
     return [PromptTree(p, trajectories=g, rollouts=len(g)) for p, g in zip(problems, groups)]
 
 
-def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | None = None) -> dict:
-    """PPO-style epochs over shuffled mini-batches of sequences; returns the mean stats.
+def minibatches(prompts: torch.Tensor, cfg: Config) -> list[torch.Tensor]:
+    """One epoch's mini-batches, as row indices: ``minibatch_size`` sequences drawn at random,
+    or (``minibatch_prompts`` > 0) the rows of that many prompts drawn at random, whole trees
+    kept together, as verl counts them (the paper's "mini-batch 16" is 16 prompts).
 
-    Each mini-batch is one optimizer step, split into micro-batches of ``cfg.micro_batch_size``
-    sequences whose losses are divided by the whole mini-batch's count (summed over ranks): the
+    Args:
+        prompts: [B], the prompt index of each row (:func:`training_batch`).
+    """
+    if not cfg.minibatch_prompts:
+        order = torch.randperm(len(prompts))
+        return [order[s : s + cfg.minibatch_size] for s in range(0, len(order), cfg.minibatch_size)]
+    rows = [(prompts == p).nonzero().flatten() for p in range(int(prompts.max()) + 1)]
+    order = torch.randperm(len(rows)).tolist()
+    size = cfg.minibatch_prompts
+    return [torch.cat([rows[p] for p in order[s : s + size]]) for s in range(0, len(order), size)]
+
+
+def shared_length(paths: dict, row: list[int]) -> int:
+    """How many leading tokens of ``row`` are already in ``paths``, a trie
+    (``(parent path id, token) -> path id``, the root is 0)."""
+    node = 0
+    for n, token in enumerate(row):
+        node = paths.get((node, token))
+        if node is None:
+            return n
+    return len(row)
+
+
+def micro_batches(idx: torch.Tensor, batch: dict, cfg: Config) -> list[torch.Tensor]:
+    """Split a mini-batch's rows into micro-batches (gradient accumulation): ``micro_batch_size``
+    sequences each (0: one micro-batch), or (``micro_batch_tokens`` > 0) consecutive rows while
+    their distinct root-to-token paths fit the budget, so a micro-batch's memory follows what
+    the packed update computes. A row longer than the budget is a micro-batch of its own."""
+    if not cfg.micro_batch_tokens:
+        micro = cfg.micro_batch_size or len(idx)
+        return [idx[m : m + micro] for m in range(0, len(idx), micro)]
+    lengths = batch["attention_mask"][idx].sum(-1).tolist()
+    rows = [ids[:n] for ids, n in zip(batch["input_ids"][idx].tolist(), lengths)]
+    parts, start, paths = [], 0, {}
+    for i, row in enumerate(rows):
+        new = len(row) - shared_length(paths, row)
+        if i > start and len(paths) + new > cfg.micro_batch_tokens:
+            # the row does not fit: it starts the next micro-batch
+            parts.append(idx[start:i])
+            start, paths = i, {}
+        node = 0
+        for token in row:
+            node = paths.setdefault((node, token), len(paths) + 1)
+    return parts + [idx[start:]]
+
+
+def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | None = None) -> dict:
+    """PPO-style epochs over shuffled mini-batches (:func:`minibatches`); returns the mean stats.
+
+    Each mini-batch is one optimizer step, split into micro-batches (:func:`micro_batches`)
+    whose losses are divided by the whole mini-batch's count (summed over ranks): the
     accumulated gradient is exactly the one-pass gradient.
 
     Args:
@@ -159,32 +213,32 @@ def policy_update(forward, optimizer, batch: dict, cfg: Config, rt: Runtime | No
     model = getattr(forward, "module", forward).model
     params = [p for p in model.parameters() if p.requires_grad]
     eps_elc = cfg.eps_elc if cfg.algo == "elpo" else 0.0
+    # a batch made by hand may have no prompt indices: each row is then a prompt of its own
+    prompts = batch.get("prompt", torch.arange(len(batch["input_ids"])))  # [B]
     # Eq. (11): the per-token lower clip width, sliced with the rest of the batch
-    batch = {**batch, "eps_low": clip_bounds(batch["elc_mask"], cfg.eps_low, eps_elc)}  # [B, T]
+    rows_of = {k: v for k, v in batch.items() if k != "prompt"}
+    rows_of["eps_low"] = clip_bounds(batch["elc_mask"], cfg.eps_low, eps_elc)  # [B, T]
     token_mean = cfg.aggregation == "token-mean"
     totals, count = {}, 0
     model.train()
     for _ in range(cfg.ppo_epochs):
-        order = torch.randperm(batch["input_ids"].shape[0])
-        for start in range(0, len(order), cfg.minibatch_size):
-            idx = order[start : start + cfg.minibatch_size]
+        for idx in minibatches(prompts, cfg):
             tokens = batch["action_mask"][idx].sum(-1)  # [b]
             all_tokens, all_seqs = rt.all_sum([tokens.sum().item(), (tokens > 0).sum().item()])
             normalizer = max(all_tokens if token_mean else all_seqs, 1.0)
-            micro = cfg.micro_batch_size or len(idx)
             optimizer.zero_grad(set_to_none=True)
             stats = {"loss": 0.0}
-            n_micro = -(-len(idx) // micro)
-            for m in range(0, len(idx), micro):
-                rows = idx[m : m + micro]
-                mb = {k: v[rows] for k, v in batch.items()}
+            parts = micro_batches(idx, batch, cfg)
+            for i, rows in enumerate(parts):
+                mb = {k: v[rows] for k, v in rows_of.items()}
                 # drop the right padding the rows share
                 width = int(mb["attention_mask"].sum(-1).max())
                 mb = {k: v[:, :width] for k, v in mb.items()}
-                with rt.no_sync(forward, sync=m + micro >= len(idx)):
+                with rt.no_sync(forward, sync=i == len(parts) - 1):
                     part = _micro_batch_loss(forward, model, mb, normalizer, all_tokens, cfg, rt)
                 for k, v in part.items():
-                    stats[k] = stats.get(k, 0.0) + (v if k in ("loss", "kl_ref") else v / n_micro)
+                    share = v if k in ("loss", "kl_ref") else v / len(parts)
+                    stats[k] = stats.get(k, 0.0) + share
             stats["grad_norm"] = rt.clip_grad_norm(params, cfg.max_grad_norm)
             optimizer.step()
             totals = {k: totals.get(k, 0.0) + v for k, v in stats.items()}

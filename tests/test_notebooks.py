@@ -2,6 +2,7 @@
 that draws shows its figure, and `make lab` opens them."""
 
 import base64
+import os
 import re
 import subprocess
 import sys
@@ -122,3 +123,21 @@ def test_make_lab_opens_jupyterlab_on_the_notebooks():
         "optional-dependencies"
     ]
     assert any(requirement.startswith("jupyterlab") for requirement in extras["lab"])
+
+
+def test_checked_outputs_do_not_depend_on_the_cpus_kernels_or_threads():
+    """Notebook 04's checked cells (the worked batch, and updates on it) under torch's lowest
+    CPU kernels and two threads must print what the committed outputs say.
+
+    The committed outputs were made with the machine's best kernels (AVX-512 or AVX2) and one
+    thread; another CPU rounds differently. A checked cell that prints a digit the kernels or
+    the thread count can move fails here, before it fails on a machine we never see.
+    """
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "2"}
+    notebook = NOTEBOOKS / "04_adaptive_clipping.ipynb"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist"]
+    command += ["--nbval-lax", "--nbval-current-env", str(notebook)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=NOTEBOOKS, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-4000:]

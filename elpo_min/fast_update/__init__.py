@@ -10,3 +10,5 @@ It sits outside the core because it is an optimization: the core's textbook
 """
 
 from .head import ChunkedLogProbs, HeadLogprobs, chunked_token_logprobs, head_logprobs
+from .packed import PackedLogProbs, packed_token_logprobs, why_not_packable
+from .packing import PackedRows, Trie, ancestor_mask, pack_rows

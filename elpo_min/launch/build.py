@@ -19,7 +19,7 @@ from ..diagnostics.credit import toy_step_metrics
 from ..diagnostics.metrics import held_out_success
 from ..errors import ConfigError
 from ..fast_decoder import FastDecoder
-from ..fast_update import ChunkedLogProbs
+from ..fast_update import ChunkedLogProbs, PackedLogProbs, why_not_packable
 from ..logprobs import LogProbs
 from ..models import load_policy
 from ..parallel import runtime
@@ -114,11 +114,22 @@ def use_threads(threads: int) -> None:
 
 
 def training_forward(cfg: Config):
-    """``model -> training forward``: the memory-saving head (``"chunked"``) or the textbook
-    full-vocabulary pass of the core (``"plain"``)."""
+    """``model -> training forward``: shared tokens once (``"packed"``), the memory-saving head
+    on per-leaf rows (``"chunked"``), or the core's textbook full-vocabulary pass (``"plain"``).
+    """
     if cfg.logprobs == "plain":
         return LogProbs
-    return partial(ChunkedLogProbs, chunk=cfg.logprob_chunk)
+    if cfg.logprobs == "chunked":
+        return partial(ChunkedLogProbs, chunk=cfg.logprob_chunk)
+    return partial(PackedLogProbs, chunk=cfg.logprob_chunk, budget=cfg.pack_tokens)
+
+
+def update_name(cfg: Config, model) -> str:
+    """Which training forward runs, in words (packing falls back where it cannot apply)."""
+    if cfg.logprobs == "packed":
+        reason = why_not_packable(model)
+        return f"per-leaf rows (packing off: {reason})" if reason else "packed"
+    return cfg.logprobs
 
 
 def build_run(cfg: Config) -> Run:
@@ -172,10 +183,11 @@ def run_training(cfg: Config, resume: bool = False) -> dict:
     """Build the run, train it, and draw ``out_dir/learning_curve.png``.
 
     Returns:
-        what :func:`elpo_min.train.train` returns.
+        what :func:`elpo_min.train.train` returns, and ``"update"``: which training forward ran.
     """
     run = build_run(cfg)
     result = train(run, resume=resume)
+    result["update"] = update_name(cfg, run.model)
     if run.runtime.is_main:
         from ..diagnostics.plots import plot_learning_curve
 

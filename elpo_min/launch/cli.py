@@ -28,6 +28,7 @@ def cmd_demo(args, overrides: dict) -> None:
     )
     result = run_training(cfg)
     elapsed = time.perf_counter() - start
+    print(f"rollouts: the {cfg.decoder} decoder   update: {result['update']} log-probs")
     print(f"log: {result['log']}   curve: {cfg.out_dir}/learning_curve.png   ({elapsed:.0f} s)")
     before, after = result["before"]["success_rate"], result["after"]["success_rate"]
     print(f"held-out success: {before:.1%} -> {after:.1%}")

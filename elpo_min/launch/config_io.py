@@ -21,7 +21,7 @@ from ..loss import AGGREGATIONS
 CHOICES = {
     "algo": ("elpo", "grpo"),
     "decoder": ("fast", "plain"),
-    "logprobs": ("chunked", "plain"),
+    "logprobs": ("packed", "chunked", "plain"),
     "dtype": ("float32", "bfloat16", "float16"),
     "executor": ("auto", "arith", "python"),
     "elc_scope": ("trajectory", "subtree"),
@@ -30,10 +30,10 @@ CHOICES = {
 # the ranges of the numeric fields
 AT_LEAST_ONE = ("b_max", "x_min", "x_max", "entropy_window", "prompts_per_step", "ppo_epochs")
 AT_LEAST_ONE += ("minibatch_size", "logprob_chunk", "eval_every", "eval_problems", "save_every")
-AT_LEAST_ONE += ("max_new_tokens", "max_turns", "rollout_batch_size", "lora_alpha")
+AT_LEAST_ONE += ("max_new_tokens", "max_turns", "rollout_batch_size", "lora_alpha", "pack_tokens")
 AT_LEAST_ZERO = ("lora_rank", "micro_batch_size", "steps", "seed", "beta", "kl_coef")
 AT_LEAST_ZERO += ("weight_decay", "time_limit_s", "eps_low", "eps_high", "eps_elc")
-AT_LEAST_ZERO += ("threads",)
+AT_LEAST_ZERO += ("threads", "minibatch_prompts", "micro_batch_tokens")
 POSITIVE = ("lr", "temperature", "max_grad_norm", "top_p")
 AT_MOST_ONE = ("lambda_tree", "top_p", "eps_low", "eps_elc")
 # fields that cannot change when a run is resumed: they decide what the checkpoint holds

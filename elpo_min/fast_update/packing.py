@@ -1,0 +1,158 @@
+"""The token tree of a micro-batch: one position per distinct root-to-token path, laid out in rows.
+
+The update's per-leaf rows repeat every shared token: the prompt once per rollout, BEL's
+prefix(m) once per continuation from it. Merged into a trie, with token ids compared along the
+path (so two independent samples with the same opening merge too), each distinct path is one
+position. A packed row holds whole subtrees of that trie in depth-first order. A token attends
+to its ancestors and itself only, and its position id is its depth, so it sees exactly the
+context, at exactly the rotary positions, that it has in its own per-leaf row: the forward is
+the per-leaf forward with the repeats left out.
+
+Depth-first order turns "is ``a`` an ancestor of ``q``?" into an interval test: ``a <= q <
+end[a]``, where ``end[a]`` closes ``a``'s subtree. The attention mask is built from one [P, L]
+tensor of subtree ends (:func:`ancestor_mask`), and a FlexAttention block mask from the same
+rule, so no code here needs a dense [L, L] matrix but the CPU path, which asks for one.
+
+A trie larger than the row budget is split by leaves: leaves are sorted by their token ids (so
+a tree's leaves are neighbours), and a new row starts when the next leaf's new tokens would not
+fit. The prefix the two rows share is then repeated once per row; a single leaf longer than the
+budget gets a row of its own, as long as the leaf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PackedRows:
+    """A micro-batch's rows merged into token trees and laid out in ``P`` packed rows.
+
+    ``input_ids``, ``position_ids`` (each position's depth) and ``subtree_end`` (the exclusive
+    end of its subtree) are [P, L]; beyond a row's tokens, ids and positions are 0 and each
+    position is its own subtree. ``row`` [B] is the packed row that holds leaf b, and ``index``
+    [B, T] the position in it of leaf b's token t (0 beyond the leaf's length).
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    subtree_end: torch.Tensor
+    row: torch.Tensor
+    index: torch.Tensor
+    # tokens in each packed row: the distinct paths it holds
+    sizes: list[int]
+
+
+class Trie:
+    """Token ids merged along their paths; node ids in order of insertion."""
+
+    def __init__(self):
+        self.token: list[int] = []
+        self.depth: list[int] = []
+        self.parent: list[int] = []
+        # children of node i, token -> node; the roots are children of -1
+        self.children: dict[int, dict[int, int]] = {-1: {}}
+
+    def __len__(self) -> int:
+        return len(self.token)
+
+    def shared(self, ids: list[int]) -> int:
+        """How many leading tokens of ``ids`` are already in the trie."""
+        node, n = -1, 0
+        for token in ids:
+            node = self.children[node].get(token, -2)
+            if node == -2:
+                break
+            n += 1
+        return n
+
+    def insert(self, ids: list[int]) -> list[int]:
+        """Add the path ``ids``; returns the node of each of its tokens."""
+        node, path = -1, []
+        for depth, token in enumerate(ids):
+            child = self.children[node].get(token)
+            if child is None:
+                child = len(self.token)
+                self.token.append(token)
+                self.depth.append(depth)
+                self.parent.append(node)
+                self.children[child] = {}
+                self.children[node][token] = child
+            path.append(child)
+            node = child
+        return path
+
+    def layout(self) -> tuple[list[int], list[int]]:
+        """Depth-first order: each node's position, and the exclusive end of its subtree."""
+        size = [1] * len(self.token)
+        # a node is inserted after its parent: adding sizes in reverse order sums each subtree
+        for node in range(len(self.token) - 1, -1, -1):
+            if self.parent[node] >= 0:
+                size[self.parent[node]] += size[node]
+        position = [0] * len(self.token)
+        stack = list(reversed(self.children[-1].values()))
+        counter = 0
+        while stack:
+            node = stack.pop()
+            position[node] = counter
+            counter += 1
+            stack.extend(reversed(self.children[node].values()))
+        end = [position[n] + size[n] for n in range(len(self.token))]
+        return position, end
+
+
+def pack_rows(input_ids: torch.Tensor, lengths: list[int], budget: int) -> PackedRows:
+    """Merge right-padded rows into token trees, in packed rows of at most ``budget`` tokens.
+
+    Args:
+        input_ids: [B, T] token ids.
+        lengths: each row's number of tokens (its padding follows them).
+        budget: the longest packed row, in tokens (a longer leaf gets a row of its own).
+    """
+    rows = [ids[:n] for ids, n in zip(input_ids.tolist(), lengths)]
+    # neighbours in sorted order share the longest prefixes: a split separates whole subtrees
+    order = sorted(range(len(rows)), key=lambda b: rows[b])
+    tries, leaf_trie, leaf_path = [Trie()], [0] * len(rows), [None] * len(rows)
+    for b in order:
+        trie = tries[-1]
+        new_tokens = len(rows[b]) - trie.shared(rows[b])
+        if len(trie) and len(trie) + new_tokens > budget:
+            trie = Trie()
+            tries.append(trie)
+        leaf_trie[b] = len(tries) - 1
+        leaf_path[b] = trie.insert(rows[b])
+    width = max(len(trie) for trie in tries)
+    shape = (len(tries), width)
+    packed_ids = torch.zeros(shape, dtype=torch.long)  # [P, L]
+    depth = torch.zeros(shape, dtype=torch.long)  # [P, L]
+    # beyond a row's tokens, every position is its own subtree
+    end = torch.arange(1, width + 1).repeat(len(tries), 1)  # [P, L]
+    index = torch.zeros(input_ids.shape, dtype=torch.long)  # [B, T]
+    for p, trie in enumerate(tries):
+        position, subtree_end = trie.layout()
+        at = torch.tensor(position, dtype=torch.long)  # [n]
+        packed_ids[p, at] = torch.tensor(trie.token)
+        depth[p, at] = torch.tensor(trie.depth)
+        end[p, at] = torch.tensor(subtree_end)
+        for b in (b for b in range(len(rows)) if leaf_trie[b] == p):
+            index[b, : lengths[b]] = at[leaf_path[b]]
+    device = input_ids.device
+    return PackedRows(
+        packed_ids.to(device),
+        depth.to(device),
+        end.to(device),
+        torch.tensor(leaf_trie, dtype=torch.long, device=device),
+        index.to(device),
+        [len(trie) for trie in tries],
+    )
+
+
+def ancestor_mask(subtree_end: torch.Tensor) -> torch.Tensor:
+    """[P, 1, L, L] boolean: query q may attend to key k iff k is q or one of its ancestors,
+    that is k <= q < subtree_end[k]."""
+    width = subtree_end.shape[1]
+    q = torch.arange(width, device=subtree_end.device)[:, None]  # [L, 1]
+    k = torch.arange(width, device=subtree_end.device)[None, :]  # [1, L]
+    return ((k <= q) & (q < subtree_end[:, None, :]))[:, None]  # [P, 1, L, L]

@@ -146,61 +146,99 @@ def restrict_writes_to(root: str) -> None:
     os.close(ruleset)
 
 
+# seccomp verdicts, and the two argument tests of classic BPF (the low 32 bits of an argument)
+ALLOW, REFUSE, NOT_IMPLEMENTED = 0x7FFF0000, 0x00050000 | EPERM, 0x00050000 | ENOSYS
+EQUALS, HAS_BITS = 0x15, 0x45
+
+
+def argument_rules(own_pid: int) -> list[tuple]:
+    """The system calls judged by their arguments, as ``(name, clauses, otherwise)``.
+
+    A clause is ``(tests, verdict)`` and a test ``(argument, EQUALS or HAS_BITS, values)``: the
+    first clause whose every test holds for one of its values decides, else ``otherwise``. A
+    test reads an argument's low 32 bits, where every value tested here lies: the kernel reads
+    a pid, a command or a request as a 32-bit int, and CLONE_THREAD is bit 16.
+    """
+    rules = [
+        # signals towards this process only; prlimit of itself
+        ("kill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("tkill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("tgkill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("prlimit64", [([(0, EQUALS, (0,))], ALLOW)], REFUSE),
+        # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
+        ("clone", [([(0, HAS_BITS, (CLONE_THREAD,))], ALLOW)], REFUSE),
+        ("clone3", [], NOT_IMPLEMENTED),
+        # socket(domain): Unix sockets only
+        ("socket", [([(0, EQUALS, (AF_UNIX,))], ALLOW)], REFUSE),
+    ]
+    return rules + [(name, [], REFUSE) for name in REFUSED]
+
+
 def seccomp_program(arch: str, own_pid: int) -> bytes:
-    """A classic-BPF seccomp filter: refuse :data:`REFUSED` and the cross-process uses of kill,
-    tkill, tgkill and prlimit64, process creation other than a thread, and non-Unix sockets."""
+    """A classic-BPF seccomp filter of :func:`argument_rules`: one block per system call that
+    the architecture has; any other call is allowed."""
     numbers = dict(item.split(":") for item in SYSCALLS[arch].split())
     numbers = {name: int(number) for name, number in numbers.items()}
-    # BPF opcodes: load word at k, jump if equal, jump if all bits set, return k
+    # BPF opcodes: load word at k, jump if equal, jump if any bit of k is set, return k
     LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
-    ALLOW, ERRNO, KILL = 0x7FFF0000, 0x00050000, 0x80000000
+    KILL = 0x80000000
     # offsets in struct seccomp_data: nr, arch, args[i] (low 32 bits, little-endian)
     NR, ARCH = 0, 4
 
     def arg(i: int) -> int:
         return 16 + 8 * i
 
-    program = []
+    # (opcode, k, where to go if true, if false): a label, or None for the next instruction
+    code = []
+    labels = {}
 
-    def op(code, k, jt=0, jf=0):
-        program.append(struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF))
+    def op(opcode: int, k: int = 0, yes: str | None = None, no: str | None = None) -> None:
+        code.append((opcode, k, yes, no))
 
-    def allow_only_if_first_arg(name: str, test: int, value: int) -> None:
-        """Allow ``name`` when its first argument passes ``test`` against ``value`` (JEQ: equal,
-        JSET: has all its bits), else refuse it with EPERM; other calls jump past all five ops."""
-        op(JEQ, numbers[name], 0, 4)
-        op(LD, arg(0))
-        op(test, value, 0, 1)
-        op(RET, ALLOW)
-        op(RET, ERRNO | EPERM)
+    def place(label: str) -> None:
+        labels[label] = len(code)
 
     op(LD, ARCH)
-    op(JEQ, SECCOMP_ARCH[arch], 1, 0)
+    op(JEQ, SECCOMP_ARCH[arch], yes="known arch")
     op(RET, KILL)
+    place("known arch")
     op(LD, NR)
     # x32 system calls on x86_64 carry bit 30: refuse them all
-    op(JSET, 0x40000000, 0, 1)
-    op(RET, ERRNO | EPERM)
-    # kill(pid), tgkill(tgid), tkill(tid) towards this process only; prlimit64 of itself (pid 0)
-    for name, allowed in (
-        ("kill", own_pid),
-        ("tkill", own_pid),
-        ("tgkill", own_pid),
-        ("prlimit64", 0),
-    ):
-        allow_only_if_first_arg(name, JEQ, allowed)
-    # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
-    allow_only_if_first_arg("clone", JSET, CLONE_THREAD)
-    op(JEQ, numbers["clone3"], 0, 1)
-    op(RET, ERRNO | ENOSYS)
-    # socket(domain): Unix sockets only
-    allow_only_if_first_arg("socket", JEQ, AF_UNIX)
-    for name in REFUSED:
-        if name in numbers:
-            op(JEQ, numbers[name], 0, 1)
-            op(RET, ERRNO | EPERM)
+    op(JSET, 0x40000000, no="native")
+    op(RET, REFUSE)
+    place("native")
+    for name, clauses, otherwise in argument_rules(own_pid):
+        if name not in numbers:
+            continue
+        # the accumulator holds the call's number whenever a block starts: every path that
+        # loads an argument ends in a return
+        op(JEQ, numbers[name], no=f"{name}: other calls")
+        for c, (tests, verdict) in enumerate(clauses):
+            next_clause = f"{name}: clause {c + 1}"
+            for t, (i, test, values) in enumerate(tests):
+                passed = f"{name}: clause {c} test {t} passed"
+                op(LD, arg(i))
+                for value in values[:-1]:
+                    op(test, value, yes=passed)
+                op(test, values[-1], yes=passed, no=next_clause)
+                place(passed)
+            op(RET, verdict)
+            place(next_clause)
+        op(RET, otherwise)
+        place(f"{name}: other calls")
     op(RET, ALLOW)
-    return b"".join(program)
+
+    def jump(target: str | None, index: int) -> int:
+        if target is None:
+            return 0
+        distance = labels[target] - index - 1
+        assert 0 <= distance < 256, f"seccomp: a jump of {distance} to {target!r}"
+        return distance
+
+    return b"".join(
+        struct.pack("HBBI", opcode, jump(yes, i), jump(no, i), k & 0xFFFFFFFF)
+        for i, (opcode, k, yes, no) in enumerate(code)
+    )
 
 
 def install_seccomp() -> None:

@@ -3,22 +3,28 @@
 Every call starts a new ``python -I -S`` process in a throwaway directory
 (:mod:`~elpo_min.tools.sandbox_child` runs inside it) and returns a
 :class:`~elpo_min.tools.ToolResult`. What the project promises, whatever the code does: the
-caller survives, nothing outside the sandbox's directory changes, no process it started outlives
-the call, and :func:`run_python` returns within its timeout plus a small slack, never raises, and
-leaves no directory behind. The layers that keep the promise, outermost first:
+caller survives and no signal, priority change or connection of the code reaches it, nothing
+outside the sandbox's directory changes, nothing the code started or made (a process, an IPC
+object) outlives the call, and :func:`run_python` returns within its timeout plus a small slack,
+never raises, and leaves no directory behind. The layers that keep the promise, outermost first
+(``docs/sandbox.md`` has the full table, and what a kernel without a layer gets):
 
 * **OS confinement the code cannot undo** (Linux; see the child's docstring for the details):
   no new privileges, no capabilities, Landlock (writes only beneath the sandbox's directory,
-  Linux 5.13+), and a seccomp filter (no signals or ``pidfd``/``prlimit``/``ptrace`` towards
+  Linux 5.13+; signals and abstract sockets kept inside, Linux 6.12+), and a seccomp filter (no
+  signals, signal owners, ``pidfd``/``prlimit``/``ptrace``, priorities or scheduling towards
   other processes, no process creation but threads, no ``exec``, ``chmod``, ``chown``,
-  ``mknod``, extended attributes, network sockets, mounts or namespaces; x86_64 and aarch64).
-  Where the kernel lacks a layer, :func:`os_layers` warns once and the sandbox runs with the rest.
+  ``mknod``, extended attributes, sockets, System V IPC, POSIX message queues, memfds, mounts
+  or namespaces; x86_64 and aarch64). Where the kernel lacks a layer, :func:`os_layers` warns
+  once and the sandbox runs with the rest.
 * **rlimits**: address space, CPU seconds, file size (an output bomb stops at
-  ``max_output_bytes``), no core files; a scrubbed environment; stdin at EOF.
+  ``max_output_bytes``), open files, no core files; a scrubbed environment; stdin at EOF; a
+  session and process group of its own.
 * **The caller holds the output files**: stdout and stderr are unnamed files the parent opened,
   so the code can neither swap them (a FIFO, a directory) nor make the parent wait on them.
 * **An audit hook (PEP 578)**, the portable first line: it refuses process creation, signals,
-  foreign calls and writes outside; pure Python can get around it, so it is not the boundary.
+  signal owners, sockets, foreign calls and writes outside; pure Python can get around it, so it
+  is not the boundary.
 
 State across calls is replay: the earlier blocks of a trajectory that succeeded run first, their
 output hidden down to file descriptors 1 and 2, so a later block sees their variables; each call
@@ -53,6 +59,9 @@ SITE_PATHS = [p for p in sys.path if p.endswith("-packages")]
 ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
 # seconds granted past the timeout to kill the child and collect its output
 KILL_SLACK_S = 1.0
+# open files the code may hold: this bounds the kernel memory it can keep outside its address
+# space through descriptors (pipe buffers, and memfds where seccomp is missing)
+FILES_LIMIT = 1024
 # seconds a tool call may run, unless the caller says otherwise
 TIMEOUT_S = 5.0
 
@@ -78,6 +87,8 @@ def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    files = min(FILES_LIMIT, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
 
 
 def _remove(workdir: str) -> None:

@@ -75,4 +75,5 @@ def test_every_subpackage_says_what_it_holds_and_why_it_is_outside_the_core():
 
 def test_the_core_stays_an_afternoons_read():
     core = sum(len(p.read_text().splitlines()) for p in CORE)
-    assert core <= 1800, f"the core is {core} lines; move machinery into a subpackage"
+    # 1800, plus the 40 lines that keep a tool's output from forging the turn format (issue 30)
+    assert core <= 1840, f"the core is {core} lines; move machinery into a subpackage"

@@ -186,7 +186,8 @@ EQUALS, HAS_BITS = 0x15, 0x45
 
 
 def argument_rules(own_pid: int) -> list[tuple]:
-    """The system calls judged by their arguments, as ``(name, clauses, otherwise)``.
+    """Every system call the filter judges, as ``(name, clauses, otherwise)``: by its arguments,
+    or, with no clauses, by its name alone (:data:`REFUSED`).
 
     A clause is ``(tests, verdict)`` and a test ``(argument, EQUALS or HAS_BITS, values)``: the
     first clause whose every test holds for one of its values decides, else ``otherwise``. A

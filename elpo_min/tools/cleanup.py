@@ -34,6 +34,9 @@ def remove_tree(root: str) -> str | None:
     try:
         _remove_beneath(root, problems)
         os.rmdir(root)
+    except FileNotFoundError:
+        # gone already: without Landlock, the code may remove its own empty directory
+        pass
     except OSError as e:
         problems.append(f"{e.filename or root}: {e.strerror}")
     if not problems:

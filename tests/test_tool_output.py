@@ -9,6 +9,8 @@ here in-process (one with a tool tag that is an added but not special token, as 
 one whose fences are added tokens, so that the frame itself holds added tokens).
 """
 
+import copy
+
 import pytest
 from conftest import build_bpe_chat_tokenizer
 from tokenizers import AddedToken
@@ -88,8 +90,7 @@ def chat_tokenizers():
     fences as added tokens, so the output block's frame holds added tokens."""
     plain = build_bpe_chat_tokenizer()
     plain.add_tokens([AddedToken("<tool_call>", normalized=False)])
-    fenced = build_bpe_chat_tokenizer()
-    fenced.add_tokens([AddedToken("<tool_call>", normalized=False)])
+    fenced = copy.deepcopy(plain)
     fenced.add_tokens([AddedToken(piece, normalized=False) for piece in ("```", "```\n")])
     return {"bpe": plain, "bpe with fence tokens": fenced}
 

@@ -299,10 +299,11 @@ class RolloutEngine:
 
     def _append_output(self, traj: Trajectory, output: str) -> None:
         """Append a tool output as context (mask 0), tokenized once, framed to read on from
-        the text of the turn that called the tool."""
+        the text of the turn that called the tool; it cannot forge the format's markers or a
+        chat token (:meth:`TurnFormat.output_ids`)."""
         turn = traj.turns[-1]
         turn_text = self.tokenizer.decode(traj.token_ids[turn.start : turn.end])
-        ids = self.encode(self.fmt.output_text(output, turn_text))
+        ids = self.fmt.output_ids(self.tokenizer, output, turn_text)
         traj.token_ids += ids
         traj.action_mask += [0] * len(ids)
         traj.logprobs += [0.0] * len(ids)

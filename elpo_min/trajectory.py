@@ -11,6 +11,7 @@ with step m's output, and a continuation sampled from it starts with turn m+1.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,26 @@ class Trajectory:
         )
 
 
+# control characters but newline and tab
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character but newline and tab as a repr writes it."""
+    return CONTROLS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def encode_as_text(tokenizer, text: str) -> list[int]:
+    """``text``'s ids through the tokenizer's pipeline without its added tokens, special or not
+    (``split_special_tokens`` would keep the others: Qwen3's ``<think>``, the toy's tags)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a tokenizer in Python: its special tokens are split, not its others
+        return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+    text = backend.normalizer.normalize_str(text) if backend.normalizer else text
+    pieces = backend.pre_tokenizer.pre_tokenize_str(text) if backend.pre_tokenizer else [(text, 0)]
+    return [token.id for piece, _ in pieces for token in backend.model.tokenize(piece)]
+
+
 @dataclass
 class TurnFormat:
     """How calls, outputs and answers are delimited in the token stream: the toy's tags.
@@ -101,6 +122,10 @@ class TurnFormat:
     ``<c>code</c>`` ends a turn with a tool call and ``<a>answer</a>`` with the final answer; the
     tool's output comes back as ``<o>output</o>``. Each marker is one token of the tiny
     tokenizer. Chat models use :class:`elpo_min.tasks.FencedFormat`, which overrides the methods.
+
+    The tool's output cannot forge the format: its control characters but newline and tab are
+    escaped (ESC reads ``\\x1b``), and its text goes through the tokenizer's model alone, so no
+    marker, chat token or end-of-text arises from it; the markers around it are the real tokens.
     """
 
     call_open: str = toy.CALL_OPEN
@@ -125,9 +150,20 @@ class TurnFormat:
         """The prompt: the toy's question as it is."""
         return question
 
+    def output_parts(self, output: str, turn_text: str = "") -> tuple[str, str, str]:
+        """``(opening, body, closing)`` of the tool output appended after a turn whose text is
+        ``turn_text``: the body is the output, its control characters escaped."""
+        return self.output_open, escape_controls(output), self.output_close
+
     def output_text(self, output: str, turn_text: str = "") -> str:
         """The tool output as it is appended after a turn whose text is ``turn_text``."""
-        return self.output_open + output + self.output_close
+        return "".join(self.output_parts(output, turn_text))
+
+    def output_ids(self, tokenizer, output: str, turn_text: str = "") -> list[int]:
+        """The tool output's ids: the markers are the real tokens, the output is text."""
+        opening, body, closing = self.output_parts(output, turn_text)
+        frame = [tokenizer.encode(part, add_special_tokens=False) for part in (opening, closing)]
+        return frame[0] + encode_as_text(tokenizer, body) + frame[1]
 
     def stop_rule(self, tokenizer, end_ids: set[int]) -> Callable[[list[int]], bool]:
         """``stops(sampled ids of a turn) -> bool``: the turn ends at an end id or at a close

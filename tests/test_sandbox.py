@@ -5,11 +5,15 @@ timeout plus a small margin, and that nothing outside the sandbox changed.
 """
 
 import os
+import shutil
+import tempfile
 import time
+import warnings
 
 import pytest
 
 from elpo_min.tools import ToolResult, run_many, run_python, safe_arith
+from elpo_min.tools.python_sandbox import CLEANUP_S
 
 TIMEOUT = 1.5
 MARGIN = 1.5
@@ -96,6 +100,48 @@ def test_can_use_its_own_directory_which_is_removed_afterwards():
     r = timed("import os\nopen('f.txt', 'w').write('hi')\nprint(open('f.txt').read(), os.getcwd())")
     assert r.stdout.startswith("hi ")
     assert not os.path.exists(r.stdout.split()[1])
+
+
+def test_cleanup_holds_the_call_at_most_its_bound_and_finishes_after_it(monkeypatch):
+    """A directory slow to remove (here each rmdir takes a second) delays the result by at most
+    CLEANUP_S; a thread removes the rest shortly after."""
+    real_rmdir = os.rmdir
+
+    def slow_rmdir(*args, **kwargs):
+        time.sleep(1.0)
+        real_rmdir(*args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", slow_rmdir)
+    start = time.perf_counter()
+    r = run_python("import os\nos.mkdir('a')\nos.mkdir('b')\nprint(os.getcwd())")
+    elapsed = time.perf_counter() - start
+    assert r.error is None and elapsed < TIMEOUT + CLEANUP_S, f"took {elapsed:.2f} s"
+    workdir = r.stdout.strip()
+    deadline = time.perf_counter() + 10
+    while os.path.exists(workdir) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(workdir)
+
+
+def test_what_cannot_be_removed_is_one_warning_and_the_result_stands(monkeypatch):
+    real_unlink = os.unlink
+
+    def refuse_one(path, *args, **kwargs):
+        if os.path.basename(os.fsdecode(path)) == "stuck":
+            raise PermissionError(1, "Operation not permitted", path)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_one)
+    code = "import os\nfor name in ('stuck', 'free'):\n    open(name, 'w').close()\nos.getcwd()"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run_python(code)
+    monkeypatch.undo()
+    workdir = r.stdout.strip().strip("'")
+    shutil.rmtree(workdir, ignore_errors=True)
+    assert r.error is None and workdir.startswith(tempfile.gettempdir())
+    messages = [str(w.message) for w in caught if "sandbox" in str(w.message)]
+    assert len(messages) == 1 and f"could not remove {workdir}: stuck:" in messages[0]
 
 
 def test_cannot_kill_its_parent():

@@ -42,7 +42,7 @@ def chat_example(
         ids += encode(text)
         mask += [1] * (len(ids) - len(mask))
         if output is not None:
-            ids += encode(fmt.output_text(output, text))
+            ids += fmt.output_ids(tokenizer, output, text)
             mask += [0] * (len(ids) - len(mask))
     return ids + [tokenizer.eos_token_id], mask + [1]
 

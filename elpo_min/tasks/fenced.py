@@ -3,6 +3,7 @@
 Instruct models know this format from pre-training. A ```` ```python ```` block ends the
 assistant's turn, its result comes back inline as an ```` ```output ```` block, and the final
 answer is the last ``\\boxed{}`` of a turn without code; that turn ends at end-of-sequence.
+What the code prints cannot end the block or forge a turn: see :class:`FencedFormat`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
-from ..trajectory import TurnFormat
+from ..trajectory import TurnFormat, encode_as_text, escape_controls
 
 TIR_SYSTEM_PROMPT = (
     "Solve the problem by reasoning step by step and using Python. To run code, write one "
@@ -34,9 +36,23 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+# two backticks that a third follows: the third gets a backslash before it
+FENCE = re.compile("``(?=`)")
+
+
 @dataclass
 class FencedFormat(TurnFormat):
-    """Fenced TIR inside a chat template; build it with :meth:`for_chat`."""
+    """Fenced TIR inside a chat template; build it with :meth:`for_chat`.
+
+    The tool's output cannot forge the format. In the ```` ```output ```` block's body, a
+    backslash goes before every backtick that would be the third in a row (````` ``` ````` reads
+    ````` ``\\` `````), so the body holds no fence and the block ends where the format ends it;
+    control characters but newline and tab are escaped as a repr writes them (ESC reads
+    ``\\x1b``). The body is tokenized without the tokenizer's added tokens wherever it would form
+    one (:meth:`~elpo_min.trajectory.TurnFormat.output_ids`): ``<|im_end|>`` printed by the code
+    is the characters, never the token that ends a turn, and ``<|im_start|>user`` starts no
+    turn. An output with none of these is rendered and tokenized as it always was.
+    """
 
     call_open: str = "```python\n"
     call_close: str = "```"
@@ -72,7 +88,7 @@ class FencedFormat(TurnFormat):
         messages.append({"role": "user", "content": question})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def output_text(self, output: str, turn_text: str = "") -> str:
+    def output_parts(self, output: str, turn_text: str = "") -> tuple[str, str, str]:
         """The output block, framed so that the context reads exactly as the model's own text.
 
         The canonical text is ``...```\n```output\n...``. A tokenizer may close the code block
@@ -83,7 +99,21 @@ class FencedFormat(TurnFormat):
         opening = self.output_open
         if self.call_close in turn_text and opening.startswith(after_close):
             opening = opening[len(after_close) :]
-        return opening + output + self.output_close
+        body = FENCE.sub("``\\\\", escape_controls(output))
+        return opening, body, self.output_close
+
+    def output_ids(self, tokenizer, output: str, turn_text: str = "") -> list[int]:
+        """The output block's ids: in one piece, as the text reads, unless the body would form
+        an added token that the frame does not hold; then the body is encoded on its own,
+        without added tokens. (The frame is text here, and a tokenizer may merge across its
+        edges: encoding the body apart always would change the ids of ordinary outputs.)"""
+        encode = partial(tokenizer.encode, add_special_tokens=False)
+        opening, body, closing = self.output_parts(output, turn_text)
+        ids, frame = encode(opening + body + closing), encode(opening) + encode(closing)
+        added = set(tokenizer.get_added_vocab().values()) - {tokenizer.unk_token_id}
+        if [i for i in ids if i in added] == [i for i in frame if i in added]:
+            return ids
+        return encode(opening) + encode_as_text(tokenizer, body) + encode(closing)
 
     def stop_rule(self, tokenizer, end_ids: set[int]) -> Callable[[list[int]], bool]:
         """The turn ends at an end id or where a python block is complete.

@@ -8,6 +8,8 @@ reads next.
 * ``arith``: :func:`run_arith`, the toy's in-process integer arithmetic.
 * ``python_sandbox``: :func:`run_python` / :class:`PythonTool`, what real models call for their
   fenced ```python blocks; see its docstring for what each layer of confinement guarantees.
+  ``sandbox_child`` is what runs inside the confined process, ``cleanup`` removes its directory
+  whatever the code left there.
 
 It sits outside the core because the engine takes whichever tool the task needs; the wiring
 (:mod:`elpo_min.launch`) picks it.

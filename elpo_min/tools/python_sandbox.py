@@ -3,22 +3,33 @@
 Every call starts a new ``python -I -S`` process in a throwaway directory
 (:mod:`~elpo_min.tools.sandbox_child` runs inside it) and returns a
 :class:`~elpo_min.tools.ToolResult`. What the project promises, whatever the code does: the
-caller survives, nothing outside the sandbox's directory changes, no process it started outlives
-the call, and :func:`run_python` returns within its timeout plus a small slack, never raises, and
-leaves no directory behind. The layers that keep the promise, outermost first:
+caller survives and no signal, priority change or connection of the code reaches it, nothing
+outside the sandbox's directory changes, nothing the code started or made (a process, an IPC
+object) outlives the call, and :func:`run_python` returns within its timeout plus
+``KILL_SLACK_S + CLEANUP_S`` (2 s) and never raises. The directory goes with the call, or
+within seconds after it where the code filled it with more than ``CLEANUP_S`` can remove (a
+thread finishes the work). The layers that keep the promise, outermost first
+(``docs/sandbox.md`` has the full table, and what a kernel without a layer gets):
 
 * **OS confinement the code cannot undo** (Linux; see the child's docstring for the details):
   no new privileges, no capabilities, Landlock (writes only beneath the sandbox's directory,
-  Linux 5.13+), and a seccomp filter (no signals or ``pidfd``/``prlimit``/``ptrace`` towards
+  Linux 5.13+; signals and abstract sockets kept inside, Linux 6.12+), and a seccomp filter (no
+  signals, signal owners, ``pidfd``/``prlimit``/``ptrace``, priorities or scheduling towards
   other processes, no process creation but threads, no ``exec``, ``chmod``, ``chown``,
-  ``mknod``, extended attributes, network sockets, mounts or namespaces; x86_64 and aarch64).
-  Where the kernel lacks a layer, :func:`os_layers` warns once and the sandbox runs with the rest.
+  ``mknod``, extended attributes, sockets, System V IPC, POSIX message queues, memfds, mounts
+  or namespaces; x86_64 and aarch64). Where the kernel lacks a layer, :func:`os_layers` warns
+  once and the sandbox runs with the rest.
 * **rlimits**: address space, CPU seconds, file size (an output bomb stops at
-  ``max_output_bytes``), no core files; a scrubbed environment; stdin at EOF.
+  ``max_output_bytes``), open files, no core files; a scrubbed environment; stdin at EOF; a
+  session and process group of its own.
 * **The caller holds the output files**: stdout and stderr are unnamed files the parent opened,
   so the code can neither swap them (a FIFO, a directory) nor make the parent wait on them.
 * **An audit hook (PEP 578)**, the portable first line: it refuses process creation, signals,
-  foreign calls and writes outside; pure Python can get around it, so it is not the boundary.
+  signal owners, sockets, foreign calls and writes outside; pure Python can get around it, so it
+  is not the boundary.
+* **Cleanup that the code's tree cannot break** (:mod:`~elpo_min.tools.cleanup`): no recursion,
+  no path too long, links removed and never followed, folders without permissions opened; what
+  cannot be removed is a warning, never the call's result.
 
 State across calls is replay: the earlier blocks of a trajectory that succeeded run first, their
 output hidden down to file descriptors 1 and 2, so a later block sees their variables; each call
@@ -35,16 +46,17 @@ import json
 import os
 import platform
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import sandbox_child
+from .cleanup import remove_tree
 from .result import ToolResult
 
 CHILD = Path(sandbox_child.__file__)
@@ -53,6 +65,12 @@ SITE_PATHS = [p for p in sys.path if p.endswith("-packages")]
 ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
 # seconds granted past the timeout to kill the child and collect its output
 KILL_SLACK_S = 1.0
+# seconds the call waits for its directory to be removed; what is left then is removed by a
+# thread that goes on after the call returns (and that the interpreter waits for at exit)
+CLEANUP_S = 1.0
+# open files the code may hold: this bounds the kernel memory it can keep outside its address
+# space through descriptors (pipe buffers, and memfds where seccomp is missing)
+FILES_LIMIT = 1024
 # seconds a tool call may run, unless the caller says otherwise
 TIMEOUT_S = 5.0
 
@@ -78,19 +96,26 @@ def _limit_child(memory_mb: int, cpu_s: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    files = min(FILES_LIMIT, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
 
 
 def _remove(workdir: str) -> None:
-    """Remove the throwaway directory, making entries writable where a removal fails."""
+    """Remove the throwaway directory, waiting at most :data:`CLEANUP_S` for it.
 
-    def retry(function, path, _):
-        os.chmod(os.path.dirname(path), 0o700)
-        function(path)
+    The code chose how much to leave behind, so removing it can take longer than running it
+    did; the call does not wait past the bound, and a thread finishes the work. What cannot be
+    removed is reported once, as a warning; it never replaces the call's result.
+    """
+    remover = threading.Thread(target=_remove_or_warn, args=(workdir,), name="sandbox cleanup")
+    remover.start()
+    remover.join(CLEANUP_S)
 
-    try:
-        shutil.rmtree(workdir, onerror=retry)
-    except OSError:
-        shutil.rmtree(workdir, ignore_errors=True)
+
+def _remove_or_warn(workdir: str) -> None:
+    problem = remove_tree(workdir)
+    if problem:
+        warnings.warn(f"sandbox: could not remove {workdir}: {problem}", stacklevel=1)
 
 
 def _error(rc: int, timed_out: bool, stderr: str, timeout_s: float, file_limit: int) -> str | None:
@@ -177,8 +202,9 @@ def run_python(
         max_output_bytes: stdout kept for the model (head), also the file-size limit.
 
     Returns:
-        A :class:`ToolResult`. Whatever the code does, this returns within ``timeout_s`` plus a
-        second or so and never raises: a failure of the sandbox itself is a ``SandboxError``.
+        A :class:`ToolResult`. Whatever the code does, this returns within ``timeout_s`` plus
+        ``KILL_SLACK_S + CLEANUP_S`` and never raises: a failure of the sandbox itself is a
+        ``SandboxError``.
     """
     try:
         return _run(code, timeout_s, memory_mb, max_output_bytes, history)

@@ -6,15 +6,22 @@ parent asked for; none can be undone by the code that follows:
 
 * ``no_new_privs``: nothing this process starts may gain privileges;
 * ``capabilities``: drop every capability (a root child is then an ordinary user as far as
-  chattr, chown, raw sockets and the like go);
+  chattr, chown, raw sockets and the like go, and it may not read the memory, environment or
+  descriptors of a caller that keeps its capabilities);
 * ``landlock`` (Linux 5.13+): writing, creating, removing, renaming and truncating files is
   allowed beneath the sandbox's directory only, whichever way the path is reached (``dir_fd``,
-  ``/proc/<pid>/...``, a file descriptor opened earlier);
-* ``seccomp`` (x86_64 and aarch64): the system calls that reach other processes or change the
-  system fail with EPERM: signals and ``pidfd_*`` towards other processes, ``prlimit`` of
-  another process, ``ptrace``, process creation other than threads, ``exec``, extended
-  attributes, ``chmod``/``chown``/``utime``, ``mknod``, sockets other than Unix ones, mounts,
-  namespaces, kernel keys, BPF, io_uring.
+  ``/proc/<pid>/...``, a file descriptor opened earlier); with no capabilities, it may not
+  read the memory or environment of a process outside its domain either; and, from Landlock
+  ABI 6 (Linux 6.12), no signal (``kill``, or SIGIO through a file's owner) and no abstract
+  Unix socket reaches a process outside the sandbox;
+* ``seccomp`` (x86_64 and aarch64): the system calls that reach other processes, change the
+  system or leave state behind fail with EPERM: signals and ``pidfd_*`` towards other
+  processes, a file's signal owner other than this process (``F_SETOWN``, ``F_SETOWN_EX``,
+  ``FIOSETOWN``, ``SIOCSPGRP``) and leases, the priority, scheduling, I/O priority and CPU
+  affinity of other processes, ``prlimit`` of another process, ``ptrace``, process creation
+  other than threads, ``exec``, extended attributes, ``chmod``/``chown``/``utime``, ``mknod``,
+  every socket (network and Unix alike: the code has no one to talk to), System V IPC, POSIX
+  message queues, ``memfd_create``, mounts, namespaces, kernel keys, BPF, io_uring.
 
 Then the portable first line, a PEP 578 audit hook, and the snippet.
 """
@@ -38,20 +45,30 @@ LANDLOCK_SYSCALLS = {"create": 444, "add_rule": 445, "restrict": 446}
 # writes of every kind: WRITE_FILE, REMOVE_DIR, REMOVE_FILE, MAKE_CHAR .. MAKE_SYM
 LANDLOCK_WRITES = 2 | 16 | 32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096
 LANDLOCK_REFER, LANDLOCK_TRUNCATE = 8192, 16384
+# Landlock ABI 6: signals and abstract Unix sockets stay inside the sandbox
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 1, 2
 SECCOMP_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 EPERM, ENOSYS = 1, 38
 CLONE_THREAD = 0x10000
-AF_UNIX = 1
+# fcntl commands and ioctl requests that name the process a file signals (SIGIO, SIGURG, lease
+# breaks); the same numbers on x86_64 and aarch64
+F_SETOWN, F_SETOWN_EX, F_SETLEASE = 8, 15, 1024
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+# setpriority's "which" and ioprio_set's "who" that mean one process
+PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
 
 # System calls refused outright, by name; those that do not exist on an architecture are skipped.
 REFUSED = """
     pidfd_open pidfd_send_signal pidfd_getfd rt_sigqueueinfo rt_tgsigqueueinfo ptrace
     process_vm_readv process_vm_writev fork vfork execve execveat setxattr lsetxattr fsetxattr
     removexattr lremovexattr fremovexattr chmod fchmod fchmodat fchmodat2 chown fchown lchown
-    fchownat utime utimes futimesat utimensat mknod mknodat socketpair mount umount2 pivot_root
-    chroot unshare setns keyctl add_key request_key bpf perf_event_open init_module
+    fchownat utime utimes futimesat utimensat mknod mknodat socket socketpair mount umount2
+    pivot_root chroot unshare setns keyctl add_key request_key bpf perf_event_open init_module
     finit_module delete_module kexec_load reboot swapon swapoff acct settimeofday userfaultfd
     io_uring_setup io_uring_enter io_uring_register open_by_handle_at name_to_handle_at capset
+    migrate_pages move_pages shmget shmat shmdt shmctl msgget msgsnd msgrcv msgctl semget semop
+    semtimedop semctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify mq_getsetattr
+    memfd_create memfd_secret
 """.split()
 SYSCALLS = {
     "x86_64": """
@@ -66,7 +83,12 @@ SYSCALLS = {
         bpf:321 perf_event_open:298 init_module:175 finit_module:313 delete_module:176
         kexec_load:246 reboot:169 swapon:167 swapoff:168 acct:163 settimeofday:164
         userfaultfd:323 io_uring_setup:425 io_uring_enter:426 io_uring_register:427
-        open_by_handle_at:304 name_to_handle_at:303 capset:126
+        open_by_handle_at:304 name_to_handle_at:303 capset:126 fcntl:72 ioctl:16
+        setpriority:141 sched_setparam:142 sched_setscheduler:144 sched_setaffinity:203
+        sched_setattr:314 ioprio_set:251 migrate_pages:256 move_pages:279 shmget:29 shmat:30
+        shmdt:67 shmctl:31 msgget:68 msgsnd:69 msgrcv:70 msgctl:71 semget:64 semop:65
+        semtimedop:220 semctl:66 mq_open:240 mq_unlink:241 mq_timedsend:242
+        mq_timedreceive:243 mq_notify:244 mq_getsetattr:245 memfd_create:319 memfd_secret:447
     """,
     "aarch64": """
         kill:129 tkill:130 tgkill:131 prlimit64:261 clone:220 clone3:435 socket:198
@@ -79,7 +101,12 @@ SYSCALLS = {
         perf_event_open:241 init_module:105 finit_module:273 delete_module:106 kexec_load:104
         reboot:142 swapon:224 swapoff:225 acct:89 settimeofday:170 userfaultfd:282
         io_uring_setup:425 io_uring_enter:426 io_uring_register:427 open_by_handle_at:265
-        name_to_handle_at:264 capset:91
+        name_to_handle_at:264 capset:91 fcntl:25 ioctl:29 setpriority:140 sched_setparam:118
+        sched_setscheduler:119 sched_setaffinity:122 sched_setattr:274 ioprio_set:30
+        migrate_pages:238 move_pages:239 shmget:194 shmat:196 shmdt:197 shmctl:195 msgget:186
+        msgsnd:189 msgrcv:188 msgctl:187 semget:190 semop:193 semtimedop:192 semctl:191
+        mq_open:180 mq_unlink:181 mq_timedsend:182 mq_timedreceive:183 mq_notify:184
+        mq_getsetattr:185 memfd_create:279 memfd_secret:447
     """,
 }
 
@@ -126,16 +153,23 @@ def drop_capabilities() -> None:
     _check(_libc().capset(header, data), "capset")
 
 
-def restrict_writes_to(root: str) -> None:
-    """Landlock: every kind of write is allowed beneath ``root`` and nowhere else."""
+def landlock(root: str) -> None:
+    """Landlock: every kind of write is allowed beneath ``root`` and nowhere else; from ABI 6,
+    signals and abstract Unix sockets reach no process outside this one's domain."""
     abi = landlock_abi()
     handled = LANDLOCK_WRITES | (LANDLOCK_REFER if abi >= 2 else 0)
     handled |= LANDLOCK_TRUNCATE if abi >= 3 else 0
+    # struct landlock_ruleset_attr: u64 handled_access_fs, u64 handled_access_net (ABI 4, none
+    # handled here), u64 scoped (ABI 6); an older kernel is given the first field only
+    if abi >= 6:
+        scoped = LANDLOCK_SCOPE_SIGNAL | LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+        fields = struct.pack("QQQ", handled, 0, scoped)
+    else:
+        fields = struct.pack("Q", handled)
     libc = _libc()
-    attr = ctypes.create_string_buffer(struct.pack("Q", handled))
-    ruleset = _check(
-        libc.syscall(LANDLOCK_SYSCALLS["create"], attr, ctypes.c_size_t(8), 0), "landlock ruleset"
-    )
+    attr = ctypes.create_string_buffer(fields, len(fields))
+    size = ctypes.c_size_t(len(fields))
+    ruleset = _check(libc.syscall(LANDLOCK_SYSCALLS["create"], attr, size, 0), "landlock ruleset")
     directory = os.open(root, os.O_PATH | os.O_CLOEXEC)
     # struct landlock_path_beneath_attr is packed: u64 allowed_access, s32 parent_fd
     beneath = ctypes.create_string_buffer(struct.pack("=Qi", handled, directory))
@@ -146,61 +180,120 @@ def restrict_writes_to(root: str) -> None:
     os.close(ruleset)
 
 
+# seccomp verdicts, and the two argument tests of classic BPF (the low 32 bits of an argument)
+ALLOW, REFUSE, NOT_IMPLEMENTED = 0x7FFF0000, 0x00050000 | EPERM, 0x00050000 | ENOSYS
+EQUALS, HAS_BITS = 0x15, 0x45
+
+
+def argument_rules(own_pid: int) -> list[tuple]:
+    """Every system call the filter judges, as ``(name, clauses, otherwise)``: by its arguments,
+    or, with no clauses, by its name alone (:data:`REFUSED`).
+
+    A clause is ``(tests, verdict)`` and a test ``(argument, EQUALS or HAS_BITS, values)``: the
+    first clause whose every test holds for one of its values decides, else ``otherwise``. A
+    test reads an argument's low 32 bits, where every value tested here lies: the kernel reads
+    a pid, a command or a request as a 32-bit int, and CLONE_THREAD is bit 16. A pid of 0
+    means the caller.
+    """
+    itself = (0, own_pid)
+    rules = [
+        # signals towards this process only; prlimit of itself
+        ("kill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("tkill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("tgkill", [([(0, EQUALS, (own_pid,))], ALLOW)], REFUSE),
+        ("prlimit64", [([(0, EQUALS, (0,))], ALLOW)], REFUSE),
+        # a file with O_ASYNC signals its owner: this process or none; no leases (a lease break
+        # signals the holder and stalls whoever opens the file)
+        (
+            "fcntl",
+            [
+                ([(1, EQUALS, (F_SETOWN,)), (2, EQUALS, itself)], ALLOW),
+                ([(1, EQUALS, (F_SETOWN, F_SETOWN_EX, F_SETLEASE))], REFUSE),
+            ],
+            ALLOW,
+        ),
+        ("ioctl", [([(1, EQUALS, (FIOSETOWN, SIOCSPGRP))], REFUSE)], ALLOW),
+        # the priority, scheduling, I/O priority and CPU affinity of this process only
+        ("setpriority", [([(0, EQUALS, (PRIO_PROCESS,)), (1, EQUALS, itself)], ALLOW)], REFUSE),
+        (
+            "ioprio_set",
+            [([(0, EQUALS, (IOPRIO_WHO_PROCESS,)), (1, EQUALS, itself)], ALLOW)],
+            REFUSE,
+        ),
+    ]
+    for name in ("sched_setparam", "sched_setscheduler", "sched_setattr", "sched_setaffinity"):
+        rules.append((name, [([(0, EQUALS, itself)], ALLOW)], REFUSE))
+    # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
+    rules.append(("clone", [([(0, HAS_BITS, (CLONE_THREAD,))], ALLOW)], REFUSE))
+    rules.append(("clone3", [], NOT_IMPLEMENTED))
+    return rules + [(name, [], REFUSE) for name in REFUSED]
+
+
 def seccomp_program(arch: str, own_pid: int) -> bytes:
-    """A classic-BPF seccomp filter: refuse :data:`REFUSED` and the cross-process uses of kill,
-    tkill, tgkill and prlimit64, process creation other than a thread, and non-Unix sockets."""
+    """A classic-BPF seccomp filter of :func:`argument_rules`: one block per system call that
+    the architecture has; any other call is allowed."""
     numbers = dict(item.split(":") for item in SYSCALLS[arch].split())
     numbers = {name: int(number) for name, number in numbers.items()}
-    # BPF opcodes: load word at k, jump if equal, jump if all bits set, return k
+    # BPF opcodes: load word at k, jump if equal, jump if any bit of k is set, return k
     LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
-    ALLOW, ERRNO, KILL = 0x7FFF0000, 0x00050000, 0x80000000
+    KILL = 0x80000000
     # offsets in struct seccomp_data: nr, arch, args[i] (low 32 bits, little-endian)
     NR, ARCH = 0, 4
 
     def arg(i: int) -> int:
         return 16 + 8 * i
 
-    program = []
+    # (opcode, k, where to go if true, if false): a label, or None for the next instruction
+    code = []
+    labels = {}
 
-    def op(code, k, jt=0, jf=0):
-        program.append(struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF))
+    def op(opcode: int, k: int = 0, yes: str | None = None, no: str | None = None) -> None:
+        code.append((opcode, k, yes, no))
 
-    def allow_only_if_first_arg(name: str, test: int, value: int) -> None:
-        """Allow ``name`` when its first argument passes ``test`` against ``value`` (JEQ: equal,
-        JSET: has all its bits), else refuse it with EPERM; other calls jump past all five ops."""
-        op(JEQ, numbers[name], 0, 4)
-        op(LD, arg(0))
-        op(test, value, 0, 1)
-        op(RET, ALLOW)
-        op(RET, ERRNO | EPERM)
+    def place(label: str) -> None:
+        labels[label] = len(code)
 
     op(LD, ARCH)
-    op(JEQ, SECCOMP_ARCH[arch], 1, 0)
+    op(JEQ, SECCOMP_ARCH[arch], yes="known arch")
     op(RET, KILL)
+    place("known arch")
     op(LD, NR)
     # x32 system calls on x86_64 carry bit 30: refuse them all
-    op(JSET, 0x40000000, 0, 1)
-    op(RET, ERRNO | EPERM)
-    # kill(pid), tgkill(tgid), tkill(tid) towards this process only; prlimit64 of itself (pid 0)
-    for name, allowed in (
-        ("kill", own_pid),
-        ("tkill", own_pid),
-        ("tgkill", own_pid),
-        ("prlimit64", 0),
-    ):
-        allow_only_if_first_arg(name, JEQ, allowed)
-    # clone: threads only; clone3 says ENOSYS, so that libc falls back to clone
-    allow_only_if_first_arg("clone", JSET, CLONE_THREAD)
-    op(JEQ, numbers["clone3"], 0, 1)
-    op(RET, ERRNO | ENOSYS)
-    # socket(domain): Unix sockets only
-    allow_only_if_first_arg("socket", JEQ, AF_UNIX)
-    for name in REFUSED:
-        if name in numbers:
-            op(JEQ, numbers[name], 0, 1)
-            op(RET, ERRNO | EPERM)
+    op(JSET, 0x40000000, no="native")
+    op(RET, REFUSE)
+    place("native")
+    for name, clauses, otherwise in argument_rules(own_pid):
+        if name not in numbers:
+            continue
+        # the accumulator holds the call's number whenever a block starts: every path that
+        # loads an argument ends in a return
+        op(JEQ, numbers[name], no=f"{name}: other calls")
+        for c, (tests, verdict) in enumerate(clauses):
+            next_clause = f"{name}: clause {c + 1}"
+            for t, (i, test, values) in enumerate(tests):
+                passed = f"{name}: clause {c} test {t} passed"
+                op(LD, arg(i))
+                for value in values[:-1]:
+                    op(test, value, yes=passed)
+                op(test, values[-1], yes=passed, no=next_clause)
+                place(passed)
+            op(RET, verdict)
+            place(next_clause)
+        op(RET, otherwise)
+        place(f"{name}: other calls")
     op(RET, ALLOW)
-    return b"".join(program)
+
+    def jump(target: str | None, index: int) -> int:
+        if target is None:
+            return 0
+        distance = labels[target] - index - 1
+        assert 0 <= distance < 256, f"seccomp: a jump of {distance} to {target!r}"
+        return distance
+
+    return b"".join(
+        struct.pack("HBBI", opcode, jump(yes, i), jump(no, i), k & 0xFFFFFFFF)
+        for i, (opcode, k, yes, no) in enumerate(code)
+    )
 
 
 def install_seccomp() -> None:
@@ -214,7 +307,7 @@ def install_seccomp() -> None:
 LAYERS = {
     "no_new_privs": lambda root: set_no_new_privs(),
     "capabilities": lambda root: drop_capabilities(),
-    "landlock": restrict_writes_to,
+    "landlock": landlock,
     "seccomp": lambda root: install_seccomp(),
 }
 
@@ -249,8 +342,12 @@ DENIED_EVENTS = {
     "ctypes.call_function",
     "pty.spawn",
     "os.setuid",
+    # sockets of any kind, and sends from one made some other way (socketpair)
+    "socket.__new__",
     "socket.connect",
     "socket.bind",
+    "socket.sendto",
+    "socket.sendmsg",
     "os.chmod",
     "os.chown",
     "os.utime",
@@ -295,6 +392,12 @@ def _hook(event: str, args: tuple) -> None:
     if event == "import" and args[0].split(".")[0] in BANNED_IMPORTS:
         # an ImportError: libraries probing for optional modules cope with it
         raise ImportError(f"sandbox: importing {args[0]} is not allowed")
+    if event == "fcntl.fcntl" and args[1] in (F_SETOWN, F_SETOWN_EX, F_SETLEASE):
+        # a file may signal this process (or no one), never another
+        if args[1] != F_SETOWN or args[2] not in (0, os.getpid()):
+            raise PermissionError(f"sandbox: fcntl command {args[1]} is not allowed")
+    if event == "fcntl.ioctl" and args[1] in (FIOSETOWN, SIOCSPGRP):
+        raise PermissionError(f"sandbox: ioctl request {args[1]:#x} is not allowed")
     if event == "open" and isinstance(args[2], int) and args[2] & WRITE_FLAGS:
         if not _inside(args[0]):
             raise PermissionError(f"sandbox: writing {args[0]} is outside the sandbox")

@@ -83,10 +83,11 @@ def full_state(model, optimizer) -> tuple[dict, dict]:
         if name in trainable or not adapter_only
     }
     optimizer_state = optimizer.state_dict()
-    optimizer_state["state"] = {
-        index: {key: whole(value) for key, value in entry.items()}
-        for index, entry in optimizer_state["state"].items()
-    }
+    if "state" in optimizer_state:  # a torch optimizer's layout (DeepSpeed's differs)
+        optimizer_state["state"] = {
+            index: {key: whole(value) for key, value in entry.items()}
+            for index, entry in optimizer_state["state"].items()
+        }
     return weights, optimizer_state
 
 

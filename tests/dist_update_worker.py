@@ -1,16 +1,22 @@
-"""One policy update, run by every rank of a torchrun launch (or by one plain process).
+"""One policy update, run by every rank of a launch (or by one plain process).
 
 Every rank samples the same trees for the same 4 prompts (same seed, same weights), keeps
 its share and updates; rank 0 saves the parameters. Run without a launcher, the one process
 keeps all 4 trees: the union batch. tests/test_distributed.py compares the two.
+
+``--train DIR`` then trains through the command line, in the same processes (one launch fewer):
+a 2-step LoRA run saving every step, and the same run resumed from its step-1 checkpoint.
 """
 
-import sys
+import argparse
+import shutil
+from pathlib import Path
 
 import torch
 
 from elpo_min import toy
 from elpo_min.bel import build_trees
+from elpo_min.checkpoints.store import whole
 from elpo_min.config import Config
 from elpo_min.fast_update import ChunkedLogProbs
 from elpo_min.models import load_policy
@@ -19,11 +25,37 @@ from elpo_min.rollout import RolloutEngine
 from elpo_min.tools import run_arith
 from elpo_min.train import grpo_trees, policy_update, training_batch
 
+# a LoRA run of two steps on the tiny policy, saved after each
+TRAIN_RUN = [
+    "--steps",
+    "2",
+    "--prompts_per_step",
+    "2",
+    "--n_total",
+    "4",
+    "--b_max",
+    "2",
+    "--eval_problems",
+    "2",
+    "--eval_every",
+    "2",
+    "--save_every",
+    "1",
+    "--threads",
+    "1",
+    "--progress",
+    "false",
+    "--lora_rank",
+    "8",
+]
 
-def main(out_dir: str, micro_batch_size: int = 0) -> None:
+
+def main(
+    out_dir: str, micro_batch_size: int = 0, lora_rank: int = 0, algos=("elpo", "grpo")
+) -> None:
     torch.set_num_threads(1)
     rt = runtime()
-    for algo in ("elpo", "grpo"):
+    for algo in algos:
         # the trees of one algorithm serve both aggregations: sampled once, from the same weights
         torch.manual_seed(0)
         model, tok = load_policy()
@@ -35,8 +67,9 @@ def main(out_dir: str, micro_batch_size: int = 0) -> None:
             else grpo_trees(engine, problems, 4)
         )
         for aggregation in ("seq-mean-token-mean", "token-mean"):
-            # a fresh copy of the policy for every update
-            model, _ = load_policy()
+            # a fresh copy of the policy for every update, its LoRA adapter initialized alike
+            torch.manual_seed(1)
+            model, _ = load_policy(lora_rank=lora_rank)
             cfg = Config(
                 algo=algo, aggregation=aggregation, micro_batch_size=micro_batch_size, n_total=4
             )
@@ -47,18 +80,59 @@ def main(out_dir: str, micro_batch_size: int = 0) -> None:
             forward, optimizer = rt.prepare(ChunkedLogProbs(model), optimizer)
             stats = policy_update(forward, optimizer, batch, cfg, rt)
             loss = rt.all_sum([stats["loss"]])[0]
+            sequences = rt.all_sum([batch["input_ids"].shape[0]])[0]
+            # under FSDP each rank holds a shard of every parameter (a DTensor): gathered by all
+            sharded = all(type(p).__name__ == "DTensor" for p in model.parameters())
+            # FSDP's units: one per decoder layer, and the root
+            units = sum(type(m).__name__.startswith("FSDP") for m in forward.modules())
+            params = [whole(p.detach()).clone() for p in model.parameters()]
             if rt.is_main:
                 torch.save(
                     {
-                        "params": [p.detach().clone() for p in model.parameters()],
+                        "params": params,
                         "loss": loss,
-                        "sequences": rt.all_sum([batch["input_ids"].shape[0]])[0],
+                        "grad_norm": stats["grad_norm"],
+                        "sequences": sequences,
+                        "sharded": sharded,
+                        "fsdp_units": units,
                     },
                     f"{out_dir}/{algo}_{aggregation}.pt",
                 )
-            else:
-                rt.all_sum([batch["input_ids"].shape[0]])
+
+
+def rewind(finished: Path, step: int, folder: Path) -> None:
+    """Copy a finished run's folder and point its checkpoint back at an earlier saved step: the
+    state a run interrupted after that step leaves behind."""
+    shutil.copytree(finished, folder, symlinks=True)
+    link = folder / "checkpoint"
+    link.unlink()
+    link.symlink_to(f"checkpoints/step-{step:06d}")
+    for later in (folder / "checkpoints").glob("step-*"):
+        if later.name > f"step-{step:06d}":
+            shutil.rmtree(later)
+
+
+def train_and_resume(folder: Path) -> None:
+    """``train`` for two steps, then the same run resumed from its step-1 checkpoint."""
+    from elpo_min.launch.cli import main as cli
+
+    straight, resumed = folder / "straight", folder / "resumed"
+    cli(["train", *TRAIN_RUN, "--out_dir", str(straight)])
+    rt = runtime()
+    if rt.is_main:
+        rewind(straight, 1, resumed)
+    rt.barrier()
+    cli(["train", *TRAIN_RUN, "--out_dir", str(resumed), "--resume"])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir")
+    parser.add_argument("micro_batch_size", type=int)
+    parser.add_argument("--lora_rank", type=int, default=0)
+    parser.add_argument("--algos", nargs="+", default=["elpo", "grpo"])
+    parser.add_argument("--train", type=Path, help="then train and resume in this folder")
+    args = parser.parse_args()
+    main(args.out_dir, args.micro_batch_size, args.lora_rank, args.algos)
+    if args.train:
+        train_and_resume(args.train)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..runtime import Runtime
-from .store import load_checkpoint, rng_state, save_checkpoint
+from .store import full_state, load_checkpoint, rng_state, save_checkpoint
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -164,8 +164,12 @@ class RunFiles:
         collective = rngs is None
         if collective:
             rngs = self.runtime.gather(rng_state())
+        # whole tensors: under FSDP every rank takes part in gathering them
+        state = full_state(model, optimizer)
         if self.runtime.is_main:
-            save_checkpoint(self.out_dir, model, tokenizer, optimizer, step, self.config, rngs)
+            save_checkpoint(
+                self.out_dir, model, tokenizer, optimizer, step, self.config, rngs, state
+            )
         if collective:
             self.runtime.barrier()
 

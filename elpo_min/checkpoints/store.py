@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -55,13 +56,55 @@ def digests(folder: Path) -> dict[str, str]:
     return out
 
 
-def write_version(folder: Path, model, tokenizer, optimizer, step, config, rng_states) -> None:
-    """Everything a resume needs, then the manifest of its digests, last."""
+def is_shard(value) -> bool:
+    """Whether ``value`` is an FSDP shard (a DTensor). Without FSDP nothing has imported
+    torch.distributed.tensor (0.7 s to import), and no value can be one."""
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return dtensor is not None and isinstance(value, dtensor.DTensor)
+
+
+def whole(value):
+    """A tensor as one process holds it: an FSDP shard gathered from every rank (a collective),
+    anything else as it is."""
+    return value.full_tensor() if is_shard(value) else value
+
+
+def full_state(model, optimizer) -> tuple[dict, dict]:
+    """The model's and the optimizer's state dicts with whole tensors, as a checkpoint holds them.
+
+    Under FSDP every rank must call it, in the same order (each tensor is gathered); a peft model
+    then gathers only its trainable tensors (the adapter, all it saves), not the frozen base.
+    """
+    trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+    adapter_only = hasattr(model, "peft_config")
+    weights = {
+        name: whole(value)
+        for name, value in model.state_dict().items()
+        if name in trainable or not adapter_only
+    }
+    optimizer_state = optimizer.state_dict()
+    if "state" in optimizer_state:  # a torch optimizer's layout (DeepSpeed's differs)
+        optimizer_state["state"] = {
+            index: {key: whole(value) for key, value in entry.items()}
+            for index, entry in optimizer_state["state"].items()
+        }
+    return weights, optimizer_state
+
+
+def write_version(folder: Path, model, tokenizer, state, step, config, rng_states) -> None:
+    """Everything a resume needs, then the manifest of its digests, last.
+
+    Args:
+        state: ``(model state dict, optimizer state dict)`` from :func:`full_state`.
+    """
+    weights, optimizer_state = state
     shutil.rmtree(folder, ignore_errors=True)
-    model.save_pretrained(folder / "model")
+    model.save_pretrained(folder / "model", state_dict=weights)
     tokenizer.save_pretrained(folder / "model")
-    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    state = {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict()}
+    trainable = {
+        n: weights[n].detach().cpu() for n, p in model.named_parameters() if p.requires_grad
+    }
+    state = {"step": step, "trainable": trainable, "optimizer": optimizer_state}
     torch.save({**state, "rng": rng_states}, folder / "trainer_state.pt")
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     (folder / "manifest.json").write_text(json.dumps(digests(folder), indent=2))
@@ -87,7 +130,9 @@ def prune(out_dir: Path, keep: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def save_checkpoint(out_dir, model, tokenizer, optimizer, step, config, rng_states=None) -> None:
+def save_checkpoint(
+    out_dir, model, tokenizer, optimizer, step, config, rng_states=None, state=None
+) -> None:
     """Write, publish and prune: ``out_dir/checkpoint`` then holds the state after ``step``.
 
     Args:
@@ -96,13 +141,16 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, step, config, rng_stat
         step: the number of finished steps.
         config: the run's config as a dict.
         rng_states: one per data-parallel rank (default: this process's).
+        state: :func:`full_state` of model and optimizer, gathered beforehand by every rank
+            under FSDP (default: gathered here, which one process can do alone).
     """
+    state = state or full_state(model, optimizer)
     out_dir = Path(out_dir)
     versions = out_dir / "checkpoints"
     versions.mkdir(parents=True, exist_ok=True)
     version = versions / f"step-{step:06d}"
     staging = versions / f".step-{step:06d}-{os.getpid()}"
-    write_version(staging, model, tokenizer, optimizer, step, config, rng_states or [rng_state()])
+    write_version(staging, model, tokenizer, state, step, config, rng_states or [rng_state()])
     if version.exists():
         # the same step saved again (a resumed run): set the old copy aside, not in place
         os.replace(version, versions / f".step-{step:06d}-replaced-{os.getpid()}")
@@ -134,6 +182,17 @@ def saved_config(out_dir) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def like(param, value: torch.Tensor) -> torch.Tensor:
+    """A whole saved tensor shaped as ``param`` holds it: under FSDP, this rank's shard (cut from
+    the whole, which every rank loaded: no communication)."""
+    if not is_shard(param):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    value = value.to(param.device)
+    return distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=None)
+
+
 def load_checkpoint(out_dir, model, optimizer, rt: Runtime | None = None) -> int:
     """Restore weights, optimizer and this rank's RNG state; returns the step to continue from."""
     rt = rt or Runtime()
@@ -152,7 +211,11 @@ def load_checkpoint(out_dir, model, optimizer, rt: Runtime | None = None) -> int
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["trainable"].items():
-            params[name].copy_(value)
+            params[name].copy_(like(params[name], value))
     optimizer.load_state_dict(state["optimizer"])
+    for param, entry in optimizer.state.items():
+        for key, value in entry.items():
+            if is_shard(param) and value.shape == param.shape:
+                entry[key] = like(param, value)
     set_rng_state(rngs[rt.rank])
     return state["step"]

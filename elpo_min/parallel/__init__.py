@@ -12,6 +12,7 @@
   exact at the same world size). A plain run never imports accelerate.
 * Sharded weights (FSDP, DeepSpeed ZeRO-3) are gathered for rollouts (``full_weights``):
   generation needs every weight, and a LoRA policy's fit one GPU. DDP and ZeRO-2 replicate them.
+  FSDP is FSDP2, which :mod:`.fsdp` applies itself (accelerate enables FSDP only on GPUs).
 
 It sits outside the core because the trainer only calls the few collectives of
 :class:`elpo_min.runtime.Runtime`; this subclass makes them real across processes.

@@ -7,24 +7,34 @@ import os
 
 import torch
 
-from ..errors import MissingExtra
+from ..errors import ConfigError, MissingExtra
 from ..runtime import Runtime
+from . import fsdp
 
 # step-record fields that are counts (summed over ranks); the others are averaged
 SUMMED = {"sequences", "unprobed", "loss", "kl_ref"}
 
 
 class AcceleratedRuntime(Runtime):
-    """Rank ``rank`` of ``world_size`` processes: gloo on CPU, NCCL on GPUs, FSDP or DeepSpeed as
-    accelerate's config says."""
+    """Rank ``rank`` of ``world_size`` processes: gloo on CPU, NCCL on GPUs; DDP, or DeepSpeed as
+    accelerate's config says, or FSDP2, which elpo_min applies itself (:mod:`.fsdp`).
 
-    def __init__(self, accelerator):
+    Args:
+        accelerator: an ``accelerate.Accelerator``.
+        fsdp_options: ``fully_shard``'s arguments when the launch asked for FSDP, else None.
+    """
+
+    def __init__(self, accelerator, fsdp_options: dict | None = None):
         self.accelerator = accelerator
         self.rank = accelerator.process_index
         self.world_size = accelerator.num_processes
+        self.fsdp = fsdp_options
 
     def prepare(self, model, optimizer):
         forward, optimizer = super().prepare(model, optimizer)
+        if self.fsdp is not None:
+            fsdp.shard(forward, optimizer, **self.fsdp)
+            return forward, optimizer
         return self.accelerator.prepare(forward, optimizer)
 
     def all_sum(self, values: list[float]) -> list[float]:
@@ -38,21 +48,28 @@ class AcceleratedRuntime(Runtime):
         return out
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.accelerator.backward(loss)
+        if self.fsdp is not None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
 
     def no_sync(self, forward, sync: bool):
-        return contextlib.nullcontext() if sync else self.accelerator.no_sync(forward)
+        if sync:
+            return contextlib.nullcontext()
+        if self.fsdp is not None:
+            return fsdp.no_sync(forward)
+        return self.accelerator.no_sync(forward)
 
     def clip_grad_norm(self, params, max_norm: float) -> float:
+        if self.fsdp is not None:
+            return fsdp.clip_grad_norm(params, max_norm)
         norm = self.accelerator.clip_grad_norm_(params, max_norm)
         # DeepSpeed clips inside its own step and returns None
         return float(norm) if norm is not None else float("nan")
 
     def full_weights(self, forward):
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        if isinstance(forward, FSDP):
-            return FSDP.summon_full_params(forward, writeback=False)
+        if self.fsdp is not None:
+            return fsdp.unsharded(forward, **self.fsdp)
         plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
         if plugin is not None and plugin.zero_stage == 3:
             import deepspeed
@@ -91,5 +108,13 @@ def runtime() -> Runtime:
         raise MissingExtra(
             "a multi-process launch needs accelerate: pip install 'elpo_min[dist]'"
         ) from None
+    # checked before accelerate reads the FSDP variables (it rejects FSDP1 on CPU less clearly)
+    fsdp_options = fsdp.options() if fsdp.requested() else None
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    if deepspeed and not torch.cuda.is_available():
+        raise ConfigError(
+            "accelerate config: DeepSpeed without a GPU; on CPU accelerate would run plain DDP "
+            "instead and say nothing (the DeepSpeed configs are untested: docs/distributed.md)"
+        )
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    return AcceleratedRuntime(accelerator)
+    return AcceleratedRuntime(accelerator, fsdp_options)

@@ -2,7 +2,8 @@
 
 Every rank samples the same trees for the same 4 prompts (same seed, same weights), keeps
 its share and updates; rank 0 saves the parameters. Run without a launcher, the one process
-keeps all 4 trees: the union batch. tests/test_distributed.py compares the two.
+keeps all 4 trees: the union batch. tests/test_distributed.py compares the two, the one process
+on per-leaf rows (``--forward chunked``), the launch through the packed update.
 
 ``--train DIR`` then trains through the command line, in the same processes (one launch fewer):
 a 2-step LoRA run saving every step, and the same run resumed from its step-1 checkpoint.
@@ -18,7 +19,7 @@ from elpo_min import toy
 from elpo_min.bel import build_trees
 from elpo_min.checkpoints.store import whole
 from elpo_min.config import Config
-from elpo_min.fast_update import ChunkedLogProbs
+from elpo_min.fast_update import ChunkedLogProbs, PackedLogProbs
 from elpo_min.models import load_policy
 from elpo_min.parallel import runtime
 from elpo_min.rollout import RolloutEngine
@@ -50,8 +51,15 @@ TRAIN_RUN = [
 ]
 
 
+FORWARDS = {"chunked": ChunkedLogProbs, "packed": PackedLogProbs}
+
+
 def main(
-    out_dir: str, micro_batch_size: int = 0, lora_rank: int = 0, algos=("elpo", "grpo")
+    out_dir: str,
+    micro_batch_size: int = 0,
+    lora_rank: int = 0,
+    algos=("elpo", "grpo"),
+    forward_name: str = "chunked",
 ) -> None:
     torch.set_num_threads(1)
     rt = runtime()
@@ -77,7 +85,7 @@ def main(
             # ratios off 1: clipping binds
             batch["old_logp"] = batch["old_logp"] - 0.1 * batch["action_mask"]
             optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-            forward, optimizer = rt.prepare(ChunkedLogProbs(model), optimizer)
+            forward, optimizer = rt.prepare(FORWARDS[forward_name](model), optimizer)
             stats = policy_update(forward, optimizer, batch, cfg, rt)
             loss = rt.all_sum([stats["loss"]])[0]
             sequences = rt.all_sum([batch["input_ids"].shape[0]])[0]
@@ -132,7 +140,8 @@ if __name__ == "__main__":
     parser.add_argument("--lora_rank", type=int, default=0)
     parser.add_argument("--algos", nargs="+", default=["elpo", "grpo"])
     parser.add_argument("--train", type=Path, help="then train and resume in this folder")
+    parser.add_argument("--forward", choices=sorted(FORWARDS), default="chunked")
     args = parser.parse_args()
-    main(args.out_dir, args.micro_batch_size, args.lora_rank, args.algos)
+    main(args.out_dir, args.micro_batch_size, args.lora_rank, args.algos, args.forward)
     if args.train:
         train_and_resume(args.train)

@@ -54,9 +54,16 @@ def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_pat
 
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    main(str(tmp_path / "one"), 0)  # this process: all 4 prompts' trees, one pass
-    # 2 ranks, micro-batches, launched by accelerate with the shipped DDP config
-    worker = [str(HERE / "dist_update_worker.py"), str(tmp_path / "two"), "3"]
+    # this process: all 4 prompts' trees, one pass, per-leaf rows
+    main(str(tmp_path / "one"), 0)
+    # 2 ranks, micro-batches, the packed update, launched by accelerate with the DDP config
+    worker = [
+        str(HERE / "dist_update_worker.py"),
+        str(tmp_path / "two"),
+        "3",
+        "--forward",
+        "packed",
+    ]
     launch(worker, tmp_path, config=CONFIGS / "ddp.yaml")
     for name in (
         "elpo_seq-mean-token-mean",
@@ -175,7 +182,7 @@ def fsdp_launch(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fsdp")
     (folder / "two").mkdir()
     worker = [str(HERE / "dist_update_worker.py"), str(folder / "two"), "3", "--lora_rank", "8"]
-    args = [*worker, "--algos", "elpo", "--train", str(folder / "train")]
+    args = [*worker, "--algos", "elpo", "--train", str(folder / "train"), "--forward", "packed"]
     launch(args, folder, config=CONFIGS / "fsdp.yaml")
     return folder
 

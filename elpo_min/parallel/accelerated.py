@@ -30,8 +30,7 @@ class AcceleratedRuntime(Runtime):
         self.world_size = accelerator.num_processes
         self.fsdp = fsdp_options
 
-    def prepare(self, model, optimizer):
-        forward, optimizer = super().prepare(model, optimizer)
+    def prepare(self, forward, optimizer):
         if self.fsdp is not None:
             fsdp.shard(forward, optimizer, **self.fsdp)
             return forward, optimizer

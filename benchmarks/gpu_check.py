@@ -13,12 +13,15 @@ and saved to the JSON as soon as it is done (a run cut short keeps what it measu
    recorded log-probs against a teacher-forced pass.
 3. **prefix reuse**: BEL-style continuations (16 prefixes of 512 tokens x 16), each prefix
    prefilled once and branched, or prefilled once per row.
-4. **update**: one ELPO update through the project's own ``policy_update`` (LoRA r16 on
-   all linear layers, gradient checkpointing, token-chunked log-probs) on 8 x 1024 tokens,
+4. **update**: one ELPO update through the project's own ``policy_update`` and the trainer's
+   default training forward (LoRA r16 on all linear layers, gradient checkpointing, the packed
+   update's chunked head; random ids share no prefix) on 8 x 1024 tokens,
    bf16 LoRA and nf4 QLoRA (bitsandbytes): peak memory and seconds.
 5. **recipes**: each ``configs/*.yaml`` at its shape: one mini-batch update with its
    micro-batches (peak memory, seconds) and decode steps/s at its rollout batch.
-6. **sampler**: the sampler's recorded log-probs and entropies on a peaked distribution over
+6. **packed**: the packed update against per-leaf rows on BEL-shaped trees of 4 prompts (0.5B,
+   LoRA r16, mini-batches of one prompt's tree): seconds and peak memory, side by side.
+7. **sampler**: the sampler's recorded log-probs and entropies on a peaked distribution over
    the real vocabulary, against float64, eager and (on a GPU) replayed from a CUDA graph;
    the bound is 1e-5.
 
@@ -34,6 +37,7 @@ import argparse
 import json
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -42,10 +46,10 @@ from elpo_min.config import Config
 from elpo_min.fast_decoder import FastDecoder
 from elpo_min.fast_update import ChunkedLogProbs, chunked_token_logprobs
 from elpo_min.launch import load_config
-from elpo_min.launch.build import enable_gradient_checkpointing
+from elpo_min.launch.build import enable_gradient_checkpointing, training_forward
 from elpo_min.models.loading import disable_avx512bf16
 from elpo_min.rollout import PlainDecoder, sample_tokens, token_entropy
-from elpo_min.train import policy_update
+from elpo_min.train import policy_update, training_batch
 from elpo_min.trajectory import Trajectory, collate
 
 SHAPES = {  # Qwen2.5-*-Instruct config.json values
@@ -179,7 +183,9 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
         "advantages": torch.randn(seqs, 1, device=device).expand(seqs, tokens).contiguous(),
         "elc_mask": torch.zeros(seqs, tokens, device=device),
     }
-    cfg = cfg or Config(minibatch_size=seqs, micro_batch_size=seqs, logprob_chunk=256)
+    # rows of random ids share nothing: the packed update's worst case, so its memory bound
+    cfg = cfg or Config(minibatch_size=seqs, minibatch_prompts=0, micro_batch_size=seqs)
+    batch["prompt"] = torch.arange(seqs, device=device) // cfg.n_total  # [B]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     seconds = []
     for _ in range(2):
@@ -187,7 +193,7 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        policy_update(ChunkedLogProbs(model, cfg.logprob_chunk), optimizer, batch, cfg)
+        policy_update(training_forward(cfg)(model), optimizer, batch, cfg)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -202,6 +208,43 @@ def update_row(shape, nf4, device, seqs, tokens, dtype, cfg: Config | None = Non
         "peak_gib": peak,
         "update_s": seconds[-1],
     }
+
+
+def packed_rows(shape: str, dtype, device: str, prompts: int, lengths: dict | None) -> list[dict]:
+    """The per-leaf update against the packed one on BEL-shaped trees of ``prompts`` problems
+    (``benchmarks/packed_update.py``'s scripted BEL loop, N_total 16, 3-5 tool steps), LoRA r16
+    with gradient checkpointing, side by side from the same weights: seconds and peak memory of
+    one ``policy_update`` with mini-batches of one prompt's tree (the recipes' setting)."""
+    import copy
+
+    from packed_update import CHAT_LENGTHS, bel_shaped_trees
+
+    from elpo_min.fast_update import PackedLogProbs
+
+    torch.manual_seed(0)
+    vocab = SHAPES[shape]["vocab_size"]
+    trees = bel_shaped_trees(vocab, prompts, lengths or CHAT_LENGTHS)
+    cfg = Config(minibatch_prompts=1, micro_batch_tokens=8192, pack_tokens=4096)
+    batch, _ = training_batch(trees, cfg, 0, device)
+    base = random_model(shape, dtype, device)
+    rows = []
+    for name, forward in (("per-leaf", ChunkedLogProbs), ("packed", PackedLogProbs)):
+        model = copy.deepcopy(base)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-5)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        torch.manual_seed(0)
+        step = partial(policy_update, forward(model), optimizer, batch, cfg)
+        seconds = timed(step, device)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+        tokens = int(batch["attention_mask"].sum())
+        rows.append({"update": name, "shape": shape, "sequences": len(batch["input_ids"])})
+        rows[-1].update({"tokens": tokens, "peak_gib": peak, "update_s": seconds})
+        print(rows[-1], flush=True)
+        del model, optimizer, step
+    return rows
 
 
 def has_bnb() -> bool:
@@ -420,16 +463,19 @@ def recipe_rows(
     for path in sorted(Path("configs").glob("*.yaml")):
         cfg = load_config(str(path))
         row_shape = shape or RECIPE_SHAPES[cfg.model]
+        # a mini-batch: minibatch_prompts prompts' n_total rows, or minibatch_size rows
+        seqs = cfg.n_total * cfg.minibatch_prompts or cfg.minibatch_size
+        micro = f"{cfg.micro_batch_tokens} tokens" if cfg.micro_batch_tokens else None
         row = {
             "config": str(path),
             "shape": row_shape,
             "lora_rank": cfg.lora_rank,
-            "micro_batch": cfg.micro_batch_size,
-            "tokens": f"{cfg.minibatch_size}x{tokens}",
+            "micro_batch": micro or cfg.micro_batch_size,
+            "tokens": f"{seqs}x{tokens}",
         }
         nf4 = cfg.load_in_4bit and has_bnb()
         row["mode"] = "nf4 QLoRA" if nf4 else "bf16 LoRA"
-        row.update(update_row(row_shape, nf4, device, cfg.minibatch_size, tokens, dtype, cfg))
+        row.update(update_row(row_shape, nf4, device, seqs, tokens, dtype, cfg))
         model = random_model(row_shape, dtype, device, nf4=nf4, lora_rank=0).eval()
         rows_decoded, prompt, new = decode_size or (cfg.rollout_batch_size, 256, 64)
         row["decode_steps_per_s"] = decode_rows(
@@ -455,7 +501,7 @@ def main():
     )
     ap.add_argument(
         "--sections",
-        default="sampler,decode,equivalence,prefix_reuse,update,recipes,decode_compiled",
+        default="sampler,decode,equivalence,prefix_reuse,update,recipes,packed,decode_compiled",
     )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -551,6 +597,18 @@ def main():
             (4, 24, 8) if tiny else None,
         ),
     )
+    section(
+        "packed",
+        lambda: packed_rows(
+            "tiny" if tiny else "0.5b",
+            dtype,
+            args.device,
+            1 if tiny else 4,
+            {"prompt": (8, 12), "turn": (4, 8), "output": (2, 3), "answer": (2, 4)}
+            if tiny
+            else None,
+        ),
+    )
     if not tiny:  # last: it compiles (minutes)
         section(
             "decode_compiled",
@@ -612,6 +670,14 @@ def report(result: dict, out: Path) -> None:
         [
             [r["config"], r["mode"], r["tokens"], gib(r), r["update_s"], r["decode_steps_per_s"]]
             for r in ok("recipes")
+        ],
+    )
+    table(
+        "the packed update against per-leaf rows (BEL-shaped trees, LoRA r16)",
+        ["update", "shape", "sequences", "tokens", "peak GiB", "update s"],
+        [
+            [r["update"], r["shape"], r["sequences"], r["tokens"], gib(r), r["update_s"]]
+            for r in ok("packed")
         ],
     )
     print(

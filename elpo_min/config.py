@@ -70,11 +70,11 @@ class Config:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     ppo_epochs: int = 1
-    # sequences per mini-batch (one optimizer step), drawn at random from the step's rollouts
+    # mini-batches (one optimizer step each) of this many prompts' whole trees, drawn at random:
+    # verl's convention (the paper's "mini-batch 16" counts prompts), and the packed update
+    # shares most within a tree; 0: mini-batches of minibatch_size sequences drawn at random
+    minibatch_prompts: int = 4
     minibatch_size: int = 64
-    # > 0: mini-batches of this many prompts' whole trees instead (verl's convention; the
-    # paper's "mini-batch 16" counts prompts)
-    minibatch_prompts: int = 0
     # sequences per forward/backward (gradient accumulation); 0: the whole mini-batch
     micro_batch_size: int = 0
     # > 0: micro-batches bounded by their distinct tokens instead (what "packed" forwards)
@@ -86,8 +86,9 @@ class Config:
     logprobs: str = "packed"
     # tokens per output-head chunk of "chunked" (each recomputed in backward)
     logprob_chunk: int = 256
-    # the longest packed row of "packed", in tokens
-    pack_tokens: int = 2048
+    # the longest packed row of "packed", in tokens: attention over a row costs its length
+    # squared, so on CPU rows about as long as one of the demo's trees (docs/results.md)
+    pack_tokens: int = 768
     # > 0: stop training after this many seconds
     time_limit_s: float = 0.0
     eval_every: int = 15

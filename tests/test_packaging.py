@@ -90,6 +90,7 @@ def test_gpu_check_smoke_run_on_cpu(tmp_path):
     decoders = {r["decoder"] for r in result["decode"] if "steps_per_s" in r}
     assert {"fast decoder", "plain decoder", "generate, dynamic cache"} <= decoders
     assert "| batch | decoder | steps/s |" in done.stdout
+    assert [r["update"] for r in result["packed"]] == ["per-leaf", "packed"]
 
 
 def test_an_installed_wheel_carries_the_data_and_does_not_pin_torch(tmp_path):

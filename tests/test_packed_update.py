@@ -29,7 +29,7 @@ from elpo_min.train import grpo_trees, micro_batches, minibatches, policy_update
 from elpo_min.trajectory import Trajectory, Turn
 
 # one mini-batch, no gradient clipping, no step: the gradient left in .grad is the whole batch's
-ONE_PASS = {"minibatch_size": 10_000, "max_grad_norm": 1e9, "lr": 1e-4}
+ONE_PASS = {"minibatch_prompts": 1000, "max_grad_norm": 1e9, "lr": 1e-4}
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +198,7 @@ def test_lora_with_kl_against_the_adapter_off_reference(sampled):
 @pytest.mark.parametrize("split", [{"micro_batch_size": 3}, {"micro_batch_tokens": 120}])
 def test_micro_batches_that_split_a_tree(sampled, split):
     tok, bel, _ = sampled
-    cfg = Config(minibatch_prompts=2, **{**ONE_PASS, **split})
+    cfg = Config(**{**ONE_PASS, "minibatch_prompts": 2, **split})
     batch, _ = training_batch(bel, cfg, tok.pad_token_id)
     torch.manual_seed(0)
     parts = micro_batches(minibatches(batch["prompt"], cfg)[0], batch, cfg)
@@ -221,3 +221,39 @@ def test_the_comparison_fails_when_the_mask_leaks_one_token(sampled, monkeypatch
 
     monkeypatch.setattr(packed_module, "ancestor_mask", leaky)
     assert max(gaps(bel[:2], tok, Config(**ONE_PASS))) > 1e-6
+
+
+def padded(rows: list[list[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [0] * (width - len(r)) for r in rows])  # [B, T]
+
+
+def test_packed_rows_hold_every_leaf_at_its_depth_and_each_token_sees_its_ancestors_only():
+    rng = random.Random(3)
+    prompt = [rng.randrange(3, 50) for _ in range(6)]
+    rows = [prompt + [rng.randrange(3, 50) for _ in range(rng.randint(1, 9))] for _ in range(7)]
+    rows.append(rows[2][:8] + [77, 78])  # a branch below a shared turn
+    packed = pack_rows(padded(rows), [len(r) for r in rows], budget=40)
+    for b, row in enumerate(rows):
+        at = packed.index[b, : len(row)]
+        p = packed.row[b]
+        assert packed.input_ids[p, at].tolist() == row
+        assert packed.position_ids[p, at].tolist() == list(range(len(row)))
+    allowed = packed_module.ancestor_mask(packed.subtree_end)[:, 0]  # [P, L, L]
+    for b, row in enumerate(rows):
+        at = packed.index[b, : len(row)].tolist()
+        p = packed.row[b]
+        for depth, q in enumerate(at):
+            seen = set(allowed[p, q].nonzero().flatten().tolist())
+            # exactly its own path up to itself
+            assert seen == set(at[: depth + 1]), (b, depth)
+
+
+def test_a_tree_larger_than_the_budget_is_split_below_its_shared_prefix():
+    prompt = list(range(3, 8))  # 5 tokens
+    rows = [prompt + [10 * k + i for i in range(10)] for k in (1, 2, 3)]  # three branches of 10
+    rows.append([90 + i for i in range(30)])  # one leaf longer than the budget
+    packed = pack_rows(padded(rows), [len(r) for r in rows], budget=25)
+    # the prompt and two branches fill the first row; the third repeats only the prompt
+    assert sorted(packed.sizes) == [15, 25, 30]
+    assert packed.row[0] == packed.row[1] != packed.row[2] != packed.row[3]

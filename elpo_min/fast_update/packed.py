@@ -13,10 +13,12 @@ are therefore right by construction: the advantage multiplies the gathered log-p
 
 Where packing does not apply the module says so once and computes the per-leaf rows:
 
-* the attention must honour a custom 4D mask: ``sdpa`` and ``eager`` take the dense mask
-  built here; ``flex_attention`` takes a block mask built from the subtree ends, without a
-  dense [L, L] matrix (a CUDA model loaded with ``attn_implementation="flex_attention"``);
-  other implementations (``flash_attention_2`` reads only padding) fall back;
+* the attention must honour a custom 4D mask: ``sdpa`` and ``eager`` take the dense boolean
+  (or additive) mask built here; other implementations (``flash_attention_2`` reads only
+  padding) fall back. On CUDA, where torch and transformers offer FlexAttention, the packed
+  forward runs the model's attention as ``flex_attention`` with a block mask built from the
+  subtree ends, so a tree of several thousand tokens never builds a dense [L, L] matrix and
+  the blocks no query needs are skipped (its first call compiles the kernel);
 * the output head must have no bias (as the memory-saving head needs).
 
 ``tests/test_packed_update.py`` holds the packed update to the per-leaf one: loss, statistics
@@ -25,6 +27,7 @@ and every gradient equal within 1e-10 in float64.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -55,6 +58,28 @@ def why_not_packable(model) -> str | None:
     return None
 
 
+def flex_available(model) -> bool:
+    """FlexAttention for the packed forward: on CUDA, where torch and transformers offer it."""
+    if not next(model.parameters()).is_cuda:
+        return False
+    from transformers.utils import is_torch_flex_attn_available
+
+    return is_torch_flex_attn_available()
+
+
+@contextlib.contextmanager
+def attention_as(model, attention: str):
+    """Within it, the model's attention layers run ``attention`` (they read the implementation
+    from the shared config at every call)."""
+    config = model.config
+    before = config._attn_implementation
+    config._attn_implementation = attention
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
 def packed_mask(packed: PackedRows, attention: str, dtype: torch.dtype):
     """The ancestor-only mask in the form the attention implementation takes."""
     if attention in BLOCK_MASK:
@@ -66,7 +91,10 @@ def packed_mask(packed: PackedRows, attention: str, dtype: torch.dtype):
             return (k <= q) & (q < end[b, k])
 
         rows, width = end.shape
-        return create_block_mask(ancestor, rows, None, width, width, device=end.device)
+        # compiled, so that not even the mask is built densely
+        return create_block_mask(
+            ancestor, rows, None, width, width, device=end.device, _compile=True
+        )
     allowed = ancestor_mask(packed.subtree_end)  # [P, 1, L, L]
     if attention == "sdpa":
         return allowed
@@ -84,24 +112,26 @@ def packed_token_logprobs(
     chunk: int = Config.logprob_chunk,
     target_mask: torch.Tensor | None = None,
     budget: int = Config.pack_tokens,
+    flex: bool = False,
 ) -> torch.Tensor:
     """Teacher-forced log-probs of right-padded rows, each distinct token computed once.
 
     Args and returns as :func:`~elpo_min.fast_update.chunked_token_logprobs`, plus ``budget``:
-    the longest packed row, in tokens.
+    the longest packed row, in tokens, and ``flex``: attend through FlexAttention's block mask.
     """
     lengths = attention_mask.sum(-1)  # [B]
     if not torch.equal(lengths, attention_mask.cumprod(-1).sum(-1)):
         raise ValueError("packed log-probs need right-padded rows (every row's tokens first)")
     packed = pack_rows(input_ids, lengths.tolist(), budget)
-    attention = attention_implementation(model)
+    attention = "flex_attention" if flex else attention_implementation(model)
     decoder = model.get_decoder()
     dtype = next(decoder.parameters()).dtype
-    hidden = decoder(
-        input_ids=packed.input_ids,
-        attention_mask=packed_mask(packed, attention, dtype),
-        position_ids=packed.position_ids,
-    ).last_hidden_state  # [P, L, H]
+    with attention_as(model, attention):
+        hidden = decoder(
+            input_ids=packed.input_ids,
+            attention_mask=packed_mask(packed, attention, dtype),
+            position_ids=packed.position_ids,
+        ).last_hidden_state  # [P, L, H]
     wanted = (
         torch.ones_like(input_ids, dtype=torch.bool) if target_mask is None else target_mask != 0
     )
@@ -141,6 +171,7 @@ class PackedLogProbs(LogProbs):
         self.chunk = chunk
         self.budget = budget
         self.reason = why_not_packable(model)
+        self.flex = self.reason is None and flex_available(model)
         if self.reason:
             warnings.warn(
                 f"packed update off: {self.reason}; training on per-leaf rows", stacklevel=2
@@ -149,7 +180,7 @@ class PackedLogProbs(LogProbs):
     def forward(self, input_ids, attention_mask, target_mask, temperature: float = 1.0):
         args = (self.model, input_ids, attention_mask, temperature)
         if self.reason is None:
-            return packed_token_logprobs(*args, self.chunk, target_mask, self.budget)
+            return packed_token_logprobs(*args, self.chunk, target_mask, self.budget, self.flex)
         if "bias" in self.reason:
             return super().forward(input_ids, attention_mask, target_mask, temperature)
         return chunked_token_logprobs(*args, self.chunk, target_mask)

@@ -13,9 +13,9 @@ end[a]``, where ``end[a]`` closes ``a``'s subtree. The attention mask is built f
 tensor of subtree ends (:func:`ancestor_mask`), and a FlexAttention block mask from the same
 rule, so no code here needs a dense [L, L] matrix but the CPU path, which asks for one.
 
-A trie larger than the row budget is split by leaves: leaves are sorted by their token ids (so
-a tree's leaves are neighbours), and a new row starts when the next leaf's new tokens would not
-fit. The prefix the two rows share is then repeated once per row; a single leaf longer than the
+Rows hold whole subtrees of the trie wherever they fit (:func:`group_leaves`). A subtree larger
+than the row budget is opened and its children placed in turn, so a split repeats only the path
+above the node where it happens (the prompt, or BEL's prefix(m)); a single leaf longer than the
 budget gets a row of its own, as long as the leaf.
 """
 
@@ -84,13 +84,18 @@ class Trie:
             node = child
         return path
 
-    def layout(self) -> tuple[list[int], list[int]]:
-        """Depth-first order: each node's position, and the exclusive end of its subtree."""
+    def sizes(self) -> list[int]:
+        """The number of nodes in each node's subtree, itself included."""
         size = [1] * len(self.token)
         # a node is inserted after its parent: adding sizes in reverse order sums each subtree
         for node in range(len(self.token) - 1, -1, -1):
             if self.parent[node] >= 0:
                 size[self.parent[node]] += size[node]
+        return size
+
+    def layout(self) -> tuple[list[int], list[int]]:
+        """Depth-first order: each node's position, and the exclusive end of its subtree."""
+        size = self.sizes()
         position = [0] * len(self.token)
         stack = list(reversed(self.children[-1].values()))
         counter = 0
@@ -103,6 +108,62 @@ class Trie:
         return position, end
 
 
+def group_leaves(rows: list[list[int]], budget: int) -> list[list[int]]:
+    """Which leaves share a packed row: whole subtrees of their trie wherever they fit.
+
+    Subtrees are visited depth-first. One that fits beside what the current row holds joins it;
+    one that fits an empty row starts the next row; a larger one is opened, and its children are
+    placed in turn. So a split repeats only the path above the node where it happens, the
+    prompt for a tree split between its first turns, prefix(m) for one split below a probe.
+    """
+    trie = Trie()
+    ending = {}
+    for b, row in enumerate(rows):
+        ending.setdefault(trie.insert(row)[-1], []).append(b)
+    size = trie.sizes()
+    groups, current = [[]], Trie()
+
+    def add(leaves: list[int]) -> None:
+        for b in leaves:
+            current.insert(rows[b])
+        groups[-1].extend(leaves)
+
+    def new_row() -> None:
+        nonlocal current
+        if groups[-1]:
+            groups.append([])
+            current = Trie()
+
+    def below(node: int) -> list[int]:
+        """The leaves in ``node``'s subtree."""
+        found, stack = [], [node]
+        while stack:
+            here = stack.pop()
+            found += ending.get(here, [])
+            stack.extend(trie.children[here].values())
+        return found
+
+    stack = [(node, [trie.token[node]]) for node in reversed(trie.children[-1].values())]
+    while stack:
+        node, path = stack.pop()
+        # the subtree, and the path above it unless the row already holds that path
+        above = len(path) - 1
+        beside = size[node] + above - current.shared(path[:-1])
+        if len(current) + beside <= budget:
+            add(below(node))
+        elif size[node] + above <= budget:
+            new_row()
+            add(below(node))
+        else:
+            for b in ending.get(node, []):
+                if len(current) + len(rows[b]) - current.shared(rows[b]) > budget:
+                    new_row()
+                add([b])
+            children = trie.children[node].values()
+            stack.extend((child, path + [trie.token[child]]) for child in reversed(children))
+    return groups
+
+
 def pack_rows(input_ids: torch.Tensor, lengths: list[int], budget: int) -> PackedRows:
     """Merge right-padded rows into token trees, in packed rows of at most ``budget`` tokens.
 
@@ -112,17 +173,13 @@ def pack_rows(input_ids: torch.Tensor, lengths: list[int], budget: int) -> Packe
         budget: the longest packed row, in tokens (a longer leaf gets a row of its own).
     """
     rows = [ids[:n] for ids, n in zip(input_ids.tolist(), lengths)]
-    # neighbours in sorted order share the longest prefixes: a split separates whole subtrees
-    order = sorted(range(len(rows)), key=lambda b: rows[b])
-    tries, leaf_trie, leaf_path = [Trie()], [0] * len(rows), [None] * len(rows)
-    for b in order:
-        trie = tries[-1]
-        new_tokens = len(rows[b]) - trie.shared(rows[b])
-        if len(trie) and len(trie) + new_tokens > budget:
-            trie = Trie()
-            tries.append(trie)
-        leaf_trie[b] = len(tries) - 1
-        leaf_path[b] = trie.insert(rows[b])
+    tries, leaf_trie, leaf_path = [], [0] * len(rows), [None] * len(rows)
+    for p, group in enumerate(group_leaves(rows, budget)):
+        trie = Trie()
+        for b in group:
+            leaf_trie[b] = p
+            leaf_path[b] = trie.insert(rows[b])
+        tries.append(trie)
     width = max(len(trie) for trie in tries)
     shape = (len(tries), width)
     packed_ids = torch.zeros(shape, dtype=torch.long)  # [P, L]

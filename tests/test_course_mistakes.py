@@ -13,9 +13,12 @@ import re
 import pytest
 from course_helpers import exercise, run_part
 
+from elpo_min.course import bug_hunts as bugs
 from elpo_min.course import capstone as e5
 from elpo_min.course import credit_checks as e3
+from elpo_min.course import derivation as e8
 from elpo_min.course import entropy_checks as e1
+from elpo_min.course import experiment as e9
 from elpo_min.course import loss_checks as e4
 from elpo_min.course import search_checks as e2
 
@@ -479,10 +482,215 @@ E5 = [
 ]
 
 
+# the find-the-bug exercises: a bug put back into the fixed function, or a test taken out of
+# the student's tests (the check then names the bug those tests miss)
+E6 = [
+    ("e6_localize_check", "h_steps[m - 1] - h_root", "h_steps[m] - h_root", bugs.STEP_SHIFT),
+    (
+        "e6_localize_check",
+        "        if any(outcomes):",
+        "        if sum(outcomes) > n / 2:",
+        bugs.MAJORITY,
+    ),
+    ("e6_localize_check", "return left, probes", "return right, probes", bugs.WRONG_END),
+    (
+        "e6_tests_check",
+        'assert calls[0] == (3, 3), f"anchor 3 should get X_3 = 3 continuations, got {calls[0]}"',
+        "pass",
+        f"none of your tests fails on bug 1: {bugs.STEP_SHIFT}",
+    ),
+    (
+        "e6_tests_check",
+        'assert t_crit == 4, f"one success at anchor 3 proves it recoverable: t_crit 4, got '
+        '{t_crit}"',
+        "pass",
+        f"none of your tests fails on bug 2: {bugs.MAJORITY}",
+    ),
+    (
+        "e6_tests_check",
+        'assert t_crit == 1, f"a search cut short returns L = 1, got {t_crit}"',
+        "pass",
+        f"none of your tests fails on bug 3: {bugs.WRONG_END}",
+    ),
+    (
+        "e6_tests_check",
+        'assert t_crit == 4, f"one success',
+        'assert t_crit == 5, f"one success',
+        bugs.TESTS_FAIL_RIGHT,
+    ),
+]
+
+E7 = [
+    (
+        "e7_batch_rows_check",
+        'enumerate(zip(traj["turns"], paths[i]))',
+        'enumerate(zip(traj["turns"], paths[i][parents.get(i, (None, 0))[1] :]))',
+        bugs.SHARED_TURNS,
+    ),
+    (
+        "e7_batch_rows_check",
+        "hierarchical_advantages(root, lambda_tree)",
+        "hierarchical_advantages(root)",
+        bugs.LAMBDA_DROPPED,
+    ),
+    ("e7_batch_rows_check", "k >= searches[i] - 1:", "k >= searches[i]:", bugs.ELC_LATE),
+    (
+        "e7_tests_check",
+        'assert elc[0, 2:5].sum() == 3 and elc[0, 7:9].sum() == 2, "t_crit = 1 covers both turns"',
+        "pass",
+        f"none of your tests fails on bug 3: {bugs.ELC_LATE}",
+    ),
+    (
+        "e7_tests_check",
+        'assert not torch.allclose(at_0[0, 2:5], at_1[0, 2:5]), "lambda_tree must matter"',
+        "pass",
+        f"none of your tests fails on bug 2: {bugs.LAMBDA_DROPPED}",
+    ),
+    (
+        "e7_tests_check",
+        'assert torch.equal(at_0[1, 2:5], at_0[0, 2:5]), "a shared turn has its parent\'s A_hier"\n'
+        "    # and its own turns, a success's, are credited positively to the end\n"
+        '    assert at_0[1, 7:10].min() > 0 and at_0[1, 12:14].min() > 0, "its own turns"',
+        "pass",
+        f"none of your tests fails on bug 1: {bugs.SHARED_TURNS}",
+    ),
+]
+
+E8 = [
+    (
+        "e8_rescaled_check",
+        "factor = math.copysign(1.0, a) * (std + eps)",
+        "factor = (std + eps)",
+        e8.SIGN_LOST,
+    ),
+    (
+        "e8_rescaled_check",
+        "factor = math.copysign(1.0, a) * (std + eps) / (std + eps / abs(a))",
+        "factor = math.copysign(1.0, a)",
+        e8.NO_EPS,
+    ),
+    (
+        "e8_rescaled_check",
+        "factor = math.copysign(1.0, a) * (std + eps) / (std + eps / abs(a))",
+        "factor = a",
+        e8.SCALES_WITH_A,
+    ),
+    (
+        "e8_rescaled_check",
+        "return [factor * value for value in z]",
+        "return [value + b / (std + eps) for value in z]",
+        e8.SHIFTS_WITH_B,
+    ),
+    ("e8_pair_check", "z = delta / (delta + 2 * eps)", "z = delta / delta", e8.PAIR_NO_EPS),
+    (
+        "e8_pair_check",
+        "z = delta / (delta + 2 * eps)",
+        "z = (delta / 2) / (delta / math.sqrt(2) + eps)",
+        e8.PAIR_SAMPLE_STD,
+    ),
+    (
+        "e8_pair_check",
+        "z = delta / (delta + 2 * eps)",
+        "z = delta / (delta + eps)",
+        e8.PAIR_WHOLE_DELTA,
+    ),
+    (
+        "e8_pair_check",
+        "z = delta / (delta + 2 * eps)",
+        "z = delta / (delta + 2 * eps) if delta else math.nan",
+        e8.PAIR_NAN,
+    ),
+    ("e8_half_check", "return 2 * eps", "return eps", e8.HALF_AT_EPS),
+    ("e8_half_check", "return 2 * eps", "return eps / 2", e8.HALF_AT_HALF_EPS),
+]
+
+# E9's measurement: pairs across prompts takes three edits
+E9 = [
+    (
+        "e9_credit_auc_check",
+        (
+            "    wins = pairs = 0.0\n    for tree in trees:\n",
+            "        sound, fatal = [], []\n",
+            "        for s in sound:\n            for f in fatal:\n"
+            "                wins += 1.0 if s > f else 0.5 if s == f else 0.0\n"
+            "                pairs += 1\n",
+        ),
+        (
+            "    wins = pairs = 0.0\n    sound, fatal = [], []\n    for tree in trees:\n",
+            "",
+            "    for s in sound:\n        for f in fatal:\n"
+            "            wins += 1.0 if s > f else 0.5 if s == f else 0.0\n"
+            "            pairs += 1\n",
+        ),
+        e9.ACROSS_PROMPTS,
+    ),
+    (
+        "e9_credit_auc_check",
+        "wins += 1.0 if s > f else 0.5 if s == f else 0.0",
+        "wins += 1.0 if s > f else 0.0",
+        e9.TIES_LOSE,
+    ),
+    (
+        "e9_credit_auc_check",
+        "                wins += 1.0 if s > f else 0.5 if s == f else 0.0",
+        "                if s == f:\n                    continue\n"
+        "                wins += 1.0 if s > f else 0.0",
+        e9.TIES_DROPPED,
+    ),
+    (
+        "e9_credit_auc_check",
+        (
+            "    wins = pairs = 0.0\n    for tree in trees:\n",
+            "                pairs += 1\n    return wins / pairs",
+        ),
+        (
+            "    aucs = []\n    for tree in trees:\n        wins = pairs = 0.0\n",
+            "                pairs += 1\n        aucs.append(wins / pairs)\n"
+            "    return sum(aucs) / len(aucs)",
+        ),
+        e9.PROMPT_MEAN,
+    ),
+    (
+        "e9_credit_auc_check",
+        'if label == "sound":',
+        'if label in ("sound", "after"):',
+        e9.AFTER_AS_SOUND,
+    ),
+    (
+        "e9_credit_auc_check",
+        "hierarchical_advantages(root, lambda_tree)\n        sound",
+        "hierarchical_advantages(root)\n        sound",
+        e9.LAMBDA_IGNORED,
+    ),
+    (
+        "e9_credit_auc_check",
+        'sound.append(node.a_hier)\n                elif label == "fatal":\n'
+        "                    fatal.append(node.a_hier)",
+        'sound.append(node.a_branch)\n                elif label == "fatal":\n'
+        "                    fatal.append(node.a_branch)",
+        e9.FIELD,
+    ),
+    (
+        "e9_run_check",
+        "        trees = trees_for(seed, prompts)",
+        "        trees = trees_for(0, prompts)",
+        e9.RECIPE,
+    ),
+    (
+        "e9_run_check",
+        'summary["0.5 - 0"] = mean_ci([a - b for a, b in zip(results[0.5], results[0.0])])',
+        'summary["0.5 - 0"] = (summary[0.5][0] - summary[0.0][0], '
+        "(summary[0.5][1] ** 2 + summary[0.0][1] ** 2) ** 0.5)",
+        e9.UNPAIRED,
+    ),
+]
+
 # (exercise, check cell, right, wrong, the hints that must be printed, in order)
 MUTANTS = [(ex, c, r, w, [h]) for ex, table in (("E1", E1), ("E2", E2)) for c, r, w, h in table]
 MUTANTS += [(ex, c, r, w, [h]) for ex, table in (("E3", E3), ("E4", E4)) for c, r, w, h in table]
 MUTANTS += [("E5", "e5_lambda_trees_check", r, w, hints) for r, w, hints in E5]
+MUTANTS += [(ex, c, r, w, [h]) for ex, table in (("E6", E6), ("E7", E7)) for c, r, w, h in table]
+MUTANTS += [(ex, c, r, w, [h]) for ex, table in (("E8", E8), ("E9", E9)) for c, r, w, h in table]
 
 
 def hints_in(printed: str) -> list[str]:

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E1 · Entropy, and which failure to search
 #
-# *Difficulty ★☆☆ · estimated 45 minutes · follows notebook 01 and the first half of
+# *Difficulty ★☆☆ · estimated 40 minutes · follows notebook 01 and the first half of
 # notebook 02 (up to "Budget accounting").*
 #
 # ELPO reads the policy's uncertainty turn by turn to decide which failed trajectory to search

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E2 · Binary error localization under a budget
 #
-# *Difficulty ★★☆ · estimated 40 minutes · follows notebook 02.*
+# *Difficulty ★★☆ · estimated 35 minutes · follows notebook 02.*
 #
 # Write the search of Algorithm 1 (paper §4.1 and Appendix A). Your function gets the number
 # of tool steps K of a failed trajectory, a `probe(m, n)` callable that samples n

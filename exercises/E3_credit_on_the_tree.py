@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E3 · Credit on the tree
 #
-# *Difficulty ★★☆ · estimated 50 minutes · follows notebook 03.*
+# *Difficulty ★★☆ · estimated 80 minutes · follows notebook 03.*
 #
 # BEL's rollouts form a tree with one node per assistant turn. You will turn it into credit
 # (paper §4.2), filling the fields of `elpo_min.Node` in place:

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E4 · The clipped loss with error-localized clipping
 #
-# *Difficulty ★★☆ · estimated 45 minutes · follows notebook 04.*
+# *Difficulty ★★☆ · estimated 40 minutes · follows notebook 04.*
 #
 # Three functions take ELC from a search's t_crit to the loss (paper §3.2 and §4.3-4.4):
 #

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E6 · Find the bugs: a BEL that passes its tests
 #
-# *Difficulty ★★☆ · estimated 45 minutes · follows notebook 02 and E2.*
+# *Difficulty ★★☆ · estimated 65 minutes · follows notebook 02 and E2.*
 #
 # A teammate wrote the part of BEL that handles one failed trajectory: it reads the turn
 # entropies, sizes the number of continuations at each anchor by Eq. 5, and runs the search

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E7 · Find the bugs: the training rows of a tree
 #
-# *Difficulty ★★★ · estimated 50 minutes · follows notebooks 03 and 04, and E3-E4.*
+# *Difficulty ★★★ · estimated 75 minutes · follows notebooks 03 and 04, and E3-E4.*
 #
 # Between BEL's tree and the loss sits a small function that is easy to get almost right: it
 # builds one prompt's tree, fills A_hier on every node, and writes the training rows, one per

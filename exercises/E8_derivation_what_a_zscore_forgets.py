@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E8 · Derivation: what a z-score forgets, and what its ε is for
 #
-# *Difficulty ★★☆ · estimated 35 minutes · follows notebook 03 and E3.*
+# *Difficulty ★★☆ · estimated 55 minutes · follows notebook 03 and E3.*
 #
 # Every advantage of ELPO is a z-score: GRPO's over a group (§3.2), A_b over siblings (Eq. 7),
 # A_t over the leaves (Eq. 8), all with the population standard deviation and a small ε in the

@@ -14,8 +14,8 @@
 # %% [markdown]
 # # E9 · Experiment: does the branch term rank sound turns above fatal ones?
 #
-# *Difficulty ★★★ · estimated 60 minutes of work, plus the run: 73 seconds at the full size
-# on the 2-core development machine (see the settings cell) · follows notebook 05 and E5.*
+# *Difficulty ★★★ · estimated 100 minutes, the full-size run (73 seconds on the 2-core
+# development machine) and the write-up included · follows notebook 05 and E5.*
 #
 # Notebook 05 reports that on the toy, λ_tree = 0 on ELPO's own trees ranks sound turns above
 # fatal ones better than the paper's λ_tree = 0.5, in every regime it tried, over whole

@@ -1,11 +1,13 @@
-"""Course mode: the exercise notebooks and the student copies.
+"""Course mode: the exercise notebooks, the student copies, and the grader.
 
 Every solution passes its check; every student copy runs top to bottom and reports "not
-implemented yet" for each stub. (Each usual mistake has its own test in
+implemented yet" for each stub; the grader gives the solutions full marks and three seeded
+wrong hand-ins the points they earn. (Each usual mistake has its own test in
 ``test_course_mistakes.py``.)
 """
 
 import contextlib
+import csv
 import importlib.util
 import io
 import re
@@ -16,10 +18,13 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-from course_helpers import EXERCISES, without_hidden_tests
+from course_helpers import EXERCISES, exercise, mutate, without_hidden_tests
 from nbclient import NotebookClient
 
-SOURCES = sorted(EXERCISES.glob("E*.py"), key=lambda p: int(p.stem.split("_")[0][1:]))
+import elpo_min
+from elpo_min.course import estimates, grading
+
+SOURCES = sorted(EXERCISES.glob("E*.py"), key=grading.exercise_order)
 # E5 runs the others through IPython, so it needs a kernel; E9 samples BEL's trees with the
 # tiny policy (nbval and the grader run both)
 PLAIN = [path for path in SOURCES if path.stem[:2] not in ("E5", "E9")]
@@ -61,10 +66,12 @@ def test_there_are_nine_exercises_each_with_its_ipynb_and_outputs():
                 assert "✗" not in out.get("text", ""), f"{src.stem}: a check fails"
 
 
-def test_each_exercise_has_a_difficulty_and_an_estimated_time():
+def test_each_exercise_has_a_difficulty_and_the_estimated_time_the_kit_quotes():
+    estimated = {e.name: e.minutes for e in estimates.all_estimates()}
     for src in SOURCES:
-        header = src.read_text()[:2000]
-        assert re.search(r"Difficulty ★{1,3}☆{0,2} · estimated \d+ minutes", header), src.name
+        header = re.search(r"Difficulty ★{1,3}☆{0,2} · estimated (\d+) minutes", src.read_text())
+        assert header, f"{src.name}: no difficulty and time in its header"
+        assert int(header.group(1)) == estimated[src.stem], f"{src.name}: {estimated[src.stem]}"
 
 
 def test_every_graded_cell_carries_nbgrader_points_and_every_check_a_hidden_test():
@@ -138,3 +145,148 @@ def test_make_student_copies_has_a_help_and_writes_no_folder_for_it(tmp_path):
     )
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def hand_in(folder: Path, name: str, edits=()) -> Path:
+    """Exercise ``name``'s solution notebook with ``edits`` made, saved without outputs."""
+    source = exercise(name).read_text()
+    for right, wrong in edits:
+        source = mutate(source, right, wrong, name)
+    notebook = jupytext.reads(source, fmt="py:percent")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{exercise(name).stem}.ipynb"
+    jupytext.write(notebook, path)
+    return path
+
+
+def points(scores, exercise_name=None) -> dict:
+    return {
+        s.part.grade_id: s.points
+        for s in scores
+        if s.part.automatic and s.part.grade_id and exercise_name in (None, s.part.exercise)
+    }
+
+
+def test_the_grader_gives_the_solutions_full_marks(tmp_path):
+    for path in SOURCES:
+        built = path.with_suffix(".ipynb")
+        (tmp_path / "solutions").mkdir(exist_ok=True)
+        (tmp_path / "solutions" / built.name).write_bytes(built.read_bytes())
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        table = grading.grade(tmp_path / "solutions", EXERCISES)
+    scores = table["solutions"]
+    automatic = [s for s in scores if s.part.automatic]
+    assert {p.stem.split("_")[0] for p in SOURCES} == {s.part.exercise for s in scores}
+    assert all(s.status == "passed" for s in automatic), printed.getvalue()
+    assert "total 73/73 from the checks; 17 more to grade by hand" in printed.getvalue()
+
+
+def test_the_grader_gives_three_wrong_hand_ins_their_partial_marks(tmp_path):
+    # alice rounds X_m half to even; bob's z-scores use the sample std (E3's A_b, A_t and so
+    # A_hier fail); carol hands in the package's suffix_count and wraps its clip_bounds
+    hand_in(
+        tmp_path / "alice",
+        "E1",
+        [
+            (
+                "return math.floor(x_min + (x_max - x_min) * sigmoid + 0.5)",
+                "return round(x_min + (x_max - x_min) * sigmoid)",
+            )
+        ],
+    )
+    hand_in(tmp_path / "bob", "E3", [("statistics.pstdev(values)", "statistics.stdev(values)")])
+    suffix_count_solution = exercise("E1").read_text()
+    start = suffix_count_solution.index("def suffix_count(")
+    end = suffix_count_solution.index("    ### END SOLUTION", start) + len("    ### END SOLUTION")
+    hand_in(
+        tmp_path / "carol",
+        "E1",
+        [(suffix_count_solution[start:end], "from elpo_min.bel import suffix_count")],
+    )
+    hand_in(
+        tmp_path / "carol",
+        "E4",
+        [
+            (
+                "    return eps_low + eps_elc * elc\n",
+                "    from elpo_min import clip_bounds\n\n"
+                "    return clip_bounds(elc, eps_low, eps_elc)\n",
+            )
+        ],
+    )
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        table = grading.grade(tmp_path, EXERCISES, csv_path=tmp_path / "class.csv")
+    assert points(table["alice"]) == {
+        "e1_token_entropy_check": 3,
+        "e1_step_entropies_check": 3,
+        "e1_select_failure_check": 1,
+        "e1_suffix_count_check": 0,
+    }, printed.getvalue()
+    assert points(table["bob"]) == {
+        "e3_node_values_check": 2,
+        "e3_branch_advantages_check": 0,
+        "e3_trajectory_advantages_check": 0,
+        "e3_hierarchical_advantages_check": 0,
+    }, printed.getvalue()
+    carol = table["carol"]
+    assert sum(points(carol, "E1").values()) == 7 and sum(points(carol, "E4").values()) == 9
+    reported = [flag for s in carol for flag in s.flags]
+    assert reported == [
+        "suffix_count is elpo_min.bel.suffix_count, the package's own",
+        "lower_bound calls elpo_min.loss.clip_bounds",
+    ], printed.getvalue()
+    text = printed.getvalue()
+    assert "reported: suffix_count is elpo_min.bel.suffix_count" in text
+    assert "total 7/10 from the checks" in text and "total 2/10 from the checks" in text
+    rows = {row["student"]: row for row in csv.DictReader(open(tmp_path / "class.csv"))}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert (rows["alice"]["total"], rows["bob"]["total"], rows["carol"]["total"]) == (
+        "7",
+        "2",
+        "16",
+    )
+    assert (
+        rows["bob"]["e1_token_entropy_check"] == "" and "clip_bounds" in rows["carol"]["reported"]
+    )
+
+
+def test_the_grader_says_in_one_line_what_is_wrong_with_its_input(tmp_path):
+    from elpo_min.course.__main__ import main
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        assert main(["grade", str(tmp_path / "nowhere")]) == 2
+        assert main(["grade", str(tmp_path)]) == 2
+        assert main(["grade", str(tmp_path), "--source", str(tmp_path)]) == 2
+    lines = errors.getvalue().splitlines()
+    assert (
+        lines[0] == f"python -m elpo_min.course grade: no such file or folder: {tmp_path}/nowhere"
+    )
+    assert lines[1].endswith(f"no notebooks (.ipynb) under {tmp_path}")
+    assert "no exercise sources (E*.py)" in lines[2] and "--source" in lines[2]
+
+
+def test_package_use_names_a_reexport_and_a_wrapper_but_not_own_code():
+    from elpo_min.bel import suffix_count
+
+    def lower_bound(elc, eps_low, eps_elc):
+        return elpo_min.clip_bounds(elc, eps_low, eps_elc)
+
+    def node_values(node):
+        return sum(suffix_count(0, 0) for _ in node)
+
+    namespace = {
+        "suffix_count": suffix_count,
+        "lower_bound": lower_bound,
+        "node_values": node_values,
+    }
+    assert grading.package_use("suffix_count", namespace) == [
+        "suffix_count is elpo_min.bel.suffix_count, the package's own"
+    ]
+    assert grading.package_use("lower_bound", namespace) == [
+        "lower_bound calls elpo_min.loss.clip_bounds"
+    ]
+    # suffix_count is not what node_values was asked to write
+    assert grading.package_use("node_values", namespace) == []

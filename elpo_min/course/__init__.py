@@ -1,10 +1,10 @@
-"""Course mode: the checks behind the exercise notebooks in ``exercises/``.
+"""Course mode: the checks behind the exercise notebooks in ``exercises/``, and their grader.
 
 Students write ELPO's equations as functions; each ``check_*`` compares one of them with the
 package's own on hand-worked and seeded random cases, prints ✓ per case, and at the first
 failure shows the input, the expected value and what the function returned, with a hint that
 names the mistake when the output is that of a usual one. The reference code is never
-printed.
+printed. ``python -m elpo_min.course grade PATH`` runs students' notebooks and scores them.
 
 * ``checker``: how a check runs and how a hint is chosen (:func:`run_check`).
 * ``entropy_checks`` (E1), ``search_checks`` (E2), ``credit_checks`` (E3), ``loss_checks``
@@ -13,6 +13,7 @@ printed.
 * ``bug_hunts``: E6 and E7, the fixed functions and the students' tests against the bugs.
 * ``derivation``: E8, the z-score's invariance and its ε, checked numerically.
 * ``experiment``: E9, the credit AUC of λ_tree on the tiny policy's trees, recomputed.
+* ``grading`` and ``__main__``: the autograder; ``estimates``: the time estimates.
 
 It sits outside the core: nothing in training depends on it.
 """

@@ -410,8 +410,11 @@ E4 = [
     ),
     (
         "e4_policy_loss_check",
-        "return -per_sequence.sum() / sequences",
-        "return per_sequence.sum() / sequences",
+        (
+            "return -(objective * mask).sum() / tokens.sum()",
+            "return -per_sequence.sum() / sequences",
+        ),
+        ("return (objective * mask).sum() / tokens.sum()", "return per_sequence.sum() / sequences"),
         e4.NOT_NEGATED,
     ),
     (
@@ -717,3 +720,30 @@ def test_each_usual_mistake_fails_its_check_with_its_own_hint(
     printed = run_part(exercise(exercise_id), check, edits)
     assert "✗" in printed, printed
     assert hints_in(printed) == hints, printed
+
+
+# answers that are wrong in no usual way: their check must fail without naming a mistake
+UNRELATED = [
+    (
+        "E1",
+        "e1_token_entropy_check",
+        "return -(log_probs.exp() * log_probs).sum(-1)",
+        "return torch.zeros(logits.shape[0])",
+    ),
+    ("E2", "e2_binary_search_check", "return left, probes", "return 2, probes"),
+    ("E3", "e3_node_values_check", "node.value = float(node.reward)", "node.value = 0.5"),
+    (
+        "E4",
+        "e4_policy_loss_check",
+        "return -per_sequence.sum() / sequences",
+        "return -per_sequence.sum() / sequences + 0.1",
+    ),
+    ("E8", "e8_half_check", "return 2 * eps", "return 3 * eps"),
+]
+
+
+@pytest.mark.parametrize("exercise_id, check, right, wrong", UNRELATED, ids=lambda v: str(v)[:20])
+def test_an_answer_wrong_in_no_usual_way_fails_without_a_hint(exercise_id, check, right, wrong):
+    printed = run_part(exercise(exercise_id), check, [(right, wrong)])
+    assert "✗" in printed, printed
+    assert hints_in(printed) == [], printed

@@ -9,7 +9,7 @@ produces on this case (``predicted``, computed by running a wrong version of the
 a test on the output (``symptom``, for mistakes that show in how the function behaved, such as
 a search that spent past its budget). A hint is printed only when it explains the student's
 output on the failing case, and, for predicted mistakes, also agrees with every other case:
-a mistake that would have failed a case the student passed is not the student's mistake. Two
+a mistake that would have given another output anywhere is not the student's mistake. Two
 mistakes can produce the same wrong number on one case; the other cases tell them apart.
 
 The reference code is never printed. A stub that still raises ``NotImplementedError`` gets
@@ -40,6 +40,8 @@ class Mistake:
     predicted: Any = _NOTHING
     # or: output -> bool, true when the output shows the mistake
     symptom: Callable | None = None
+    # how an output is compared with the prediction: the case's comparison (set by the case)
+    same: Callable | None = None
 
     @property
     def predicts(self) -> bool:
@@ -49,7 +51,10 @@ class Mistake:
         if self.predicts:
             if isinstance(self.predicted, BaseException):
                 return isinstance(got, type(self.predicted))
-            return not isinstance(got, BaseException) and close(got, self.predicted)
+            same = self.same or close
+            return not isinstance(got, BaseException) and _safe(
+                lambda g: same(g, self.predicted), got
+            )
         return _safe(self.symptom, got)
 
 
@@ -81,6 +86,8 @@ class Case:
     def __post_init__(self):
         # every mistake's prediction, the right ones included: a mistake that gets this case
         # right does not explain a student who got it wrong
+        for mistake in self.mistakes:
+            mistake.same = self.same
         self.predictions = [m for m in self.mistakes if m.predicts]
         # a predicted mistake that gives the right answer here is no sign of anything
         self.mistakes = [m for m in self.mistakes if not self._harmless(m)]
@@ -178,17 +185,16 @@ def report(case: Case, got) -> None:
 def diagnose(cases: list[Case], outcomes: list, failed: int) -> list[str]:
     """The hints that explain the output of the first failing case, and agree with the rest.
 
-    A hint is a candidate when one of its mistakes matches the failing output. Among the
-    candidates, those whose predicted outputs match the student's on every case win (a
-    prediction that is right on a case the student got wrong counts against it too); when none
-    does (a student with two mistakes at once), every candidate is shown.
+    A hint is a candidate when one of its mistakes matches the failing output. A candidate is
+    shown only if its predicted outputs match the student's on every case (a prediction that
+    is right on a case the student got wrong counts against it too). A student with two
+    mistakes at once may get no hint: a hint that explains one case and contradicts another
+    would name a mistake the answer does not show.
     """
     candidates = []
     for mistake in cases[failed].mistakes:
         if mistake.matches(outcomes[failed]) and mistake.hint not in candidates:
             candidates.append(mistake.hint)
-    if len(candidates) <= 1:
-        return candidates
 
     def agrees(hint: str) -> bool:
         for case, got in zip(cases, outcomes):
@@ -197,7 +203,7 @@ def diagnose(cases: list[Case], outcomes: list, failed: int) -> list[str]:
                     return False
         return True
 
-    return [hint for hint in candidates if agrees(hint)] or candidates
+    return [hint for hint in candidates if agrees(hint)]
 
 
 def _safe(matches: Callable, got) -> bool:

@@ -29,6 +29,7 @@ import importlib
 import io
 import json
 import re
+import subprocess
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +202,9 @@ def run_hand_in(handed_in: list[tuple[str, Path]], exercises: dict, timeout: int
         resources={"metadata": {"path": str(handed_in[0][1].resolve().parent)}},
     )
     try:
-        client.execute()
+        # the kernel process's own stderr carries only its start-up warnings (the students'
+        # output goes to the notebook); keep them off the grader's report
+        client.execute(stderr=subprocess.DEVNULL)
     except DeadKernelError as error:
         return {"__kernel__": f"the kernel died: {error}"}
     last = notebook.cells[-1]
@@ -254,7 +257,10 @@ def score(part: Part, results: dict) -> Score:
         return Score(part, part.points, "passed")
     if result["error"] is None:
         return Score(part, 0, "failed", "passes only with the package's own code", flags)
-    return Score(part, 0, "failed", result["error"], flags)
+    # a failed check fails its hidden assert; what the check printed says why
+    detail = result["error"] if result["error"].startswith("interrupted") else result["why"]
+    detail = detail or result["error"]
+    return Score(part, 0, "failed", detail, flags)
 
 
 _CURRENT = None
@@ -282,14 +288,28 @@ class KernelGrader:
         with contextlib.redirect_stdout(printed):
             try:
                 exec(compile(source, f"<{grade_id}>", "exec"), namespace)
+            except KeyboardInterrupt:
+                # nbclient interrupts a cell that runs past --timeout
+                error = "interrupted: the check ran past --timeout"
             except Exception as raised:
                 error = f"{type(raised).__name__}: {raised}".strip()
         print(printed.getvalue(), end="")
         flags = [flag for name in checked_names(source) for flag in package_use(name, namespace)]
-        self.results[grade_id] = {"error": error, "flags": flags}
+        self.results[grade_id] = {"error": error, "flags": flags, "why": why(printed.getvalue())}
 
     def report(self) -> None:
         print(MARKER + json.dumps(self.results))
+
+
+def why(printed: str) -> str:
+    """What a failed check printed, in one line: "not implemented yet", or its first failing
+    case and the hints below it."""
+    lines = [line.strip() for line in printed.splitlines()]
+    if "not implemented yet" in " ".join(lines):
+        return "not implemented yet"
+    failing = [line for line in lines if line.startswith("✗")]
+    hints = [line for line in lines if line.startswith("hint:")]
+    return "; ".join(failing[:1] + hints)
 
 
 def checked_names(source: str) -> list[str]:

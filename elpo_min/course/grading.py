@@ -156,7 +156,8 @@ def which_exercise(notebook, path: Path, exercises: dict) -> str | None:
 
 def grading_notebook(handed_in: list[tuple[str, Path]], exercises: dict):
     """One notebook that runs a student's hand-in: a setup cell, then each notebook's cells
-    from its own folder, each check cell replaced by the source's, run through the grader."""
+    from its own folder, each check cell replaced by the source's, run through the grader (a
+    check cell the student deleted runs at the end of its notebook)."""
     import nbformat
 
     # the grader lives in this module, which %reset -f leaves alone
@@ -171,15 +172,22 @@ def grading_notebook(handed_in: list[tuple[str, Path]], exercises: dict):
                 f"import os\nos.chdir({str(path.resolve().parent)!r})"
             )
         )
+        seen = []
         for cell in notebook.cells:
             if cell.cell_type != "code":
                 continue
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             if grade_id in parts:
+                seen.append(grade_id)
                 call = f"_grader().run({grade_id!r}, {parts[grade_id].source!r})"
                 cells.append(nbformat.v4.new_code_cell(grader + call))
             else:
                 cells.append(nbformat.v4.new_code_cell(cell.source))
+        # a check cell the student deleted runs after the notebook's last cell
+        for grade_id in parts:
+            if grade_id not in seen:
+                call = f"_grader().run({grade_id!r}, {parts[grade_id].source!r})"
+                cells.append(nbformat.v4.new_code_cell(grader + call))
     cells.append(nbformat.v4.new_code_cell(grader + "_grader().report()"))
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells

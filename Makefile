@@ -67,7 +67,9 @@ notebooks: $(STAMP)
 	done
 	$(PY) notebooks/export_figures.py
 
-# The student copies of the exercises: every solution replaced by a stub, in exercises/student/
+# The student copies of the exercises: every solution replaced by a stub, hidden tests and
+# test-only markers removed, in exercises/student/ (hand out that folder only; the teacher's
+# kit, docs/course/, says how to run and grade the labs)
 exercises: $(STAMP)
 	$(PY) exercises/make_student_copies.py exercises/student
 

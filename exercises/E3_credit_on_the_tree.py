@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E3 · Credit on the tree
 #
-# *Follows notebook 03. About 50 minutes.*
+# *Difficulty ★★☆ · estimated 80 minutes · follows notebook 03.*
 #
 # BEL's rollouts form a tree with one node per assistant turn. You will turn it into credit
 # (paper §4.2), filling the fields of `elpo_min.Node` in place:
@@ -31,7 +31,9 @@
 #
 # A node has `children` (a list; empty for a leaf) and `reward` (leaves only), and
 # `node.leaves()` lists the leaves below it. The paper's Figure 4 (Appendix B) is one of the
-# check's cases.
+# check's cases, and the check of A_hier uses λ_tree = 0.25, 0.8, 0 and 1 as well as 0.5.
+# Write the code yourself: `elpo_min` has all four functions, and a graded hand-in that imports
+# them gets no points for those parts.
 
 # %%
 import statistics
@@ -57,7 +59,13 @@ def zscores(values: list[float], eps: float = 1e-6) -> list[float]:
 # `zscores` is given: Eqs. 7 and 8 both use it. Look at it before you start; one usual mistake
 # is about it.
 #
-# ## 1. Node values (Eq. 6)
+# ## 1. Node values (Eq. 6) · ★☆☆
+#
+# <details><summary>Hint</summary>
+#
+# Recursion: a leaf sets its value from its reward; an internal node first fills its
+# children, then averages what they return. Set `value` on every node, leaves included.
+# </details>
 
 
 # %% nbgrader={"grade": false, "grade_id": "e3_node_values", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -72,15 +80,24 @@ def node_values(node: Node) -> float:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e3_node_values_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_node_values(node_values)
+passed = check_node_values(node_values)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 2. Branch advantages (Eq. 7)
+# ## 2. Branch advantages (Eq. 7) · ★★☆
 #
 # Values are filled, and the root's `a_branch` is 0, before your function is called on the
 # root. Fill `a_branch` of every node below.
+#
+# <details><summary>Hint</summary>
+#
+# At a node with two or more children, z-score the children's values among themselves; at a
+# node with one child, hand the node's own A_b down. Then recurse into every child.
+# </details>
 
 
 # %% nbgrader={"grade": false, "grade_id": "e3_branch_advantages", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -99,12 +116,21 @@ def branch_advantages(node: Node) -> None:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e3_branch_advantages_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_branch_advantages(branch_advantages)
+passed = check_branch_advantages(branch_advantages)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 3. Trajectory advantages (Eqs. 8-9)
+# ## 3. Trajectory advantages (Eqs. 8-9) · ★★☆
+#
+# <details><summary>Hint</summary>
+#
+# Z-score all the leaves' rewards at once (`root.leaves()`), then give each internal node the
+# mean of A_t over *its* leaves, `node.leaves()`, not over its children.
+# </details>
 
 
 # %% nbgrader={"grade": false, "grade_id": "e3_trajectory_advantages", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -125,12 +151,15 @@ def trajectory_advantages(root: Node) -> None:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e3_trajectory_advantages_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_trajectory_advantages(trajectory_advantages)
+passed = check_trajectory_advantages(trajectory_advantages)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 4. A_hier (Eq. 10)
+# ## 4. A_hier (Eq. 10) · ★☆☆
 #
 # Put the three together: fill `value`, `a_branch` (the root's is 0), `a_traj` and `a_hier`
 # of every node.
@@ -152,9 +181,12 @@ def hierarchical_advantages(root: Node, lambda_tree: float = 0.5) -> None:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e3_hierarchical_advantages_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_hierarchical_advantages(hierarchical_advantages)
+passed = check_hierarchical_advantages(hierarchical_advantages)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## To think about

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # E4 · The clipped loss with error-localized clipping
 #
-# *Follows notebook 04. About 45 minutes.*
+# *Difficulty ★★☆ · estimated 40 minutes · follows notebook 04.*
 #
 # Three functions take ELC from a search's t_crit to the loss (paper §3.2 and §4.3-4.4):
 #
@@ -30,6 +30,11 @@
 #    * `"seq-mean-token-mean"` (Eq. 1): the mean over each sequence's action tokens, then the
 #      mean over the sequences that have any;
 #    * `"token-mean"` (DAPO): the mean over all action tokens of the batch.
+#
+# The advantages are per token: A_hier changes from turn to turn along a row, as in the
+# trainer's batch. Write the code yourself: `elpo_min.clip_bounds` and
+# `elpo_min.clipped_policy_loss` exist, and a graded hand-in that calls them gets no points
+# for those parts.
 
 # %%
 import torch
@@ -37,7 +42,17 @@ import torch
 from elpo_min.course import check_elc_mask, check_lower_bound, check_policy_loss
 
 # %% [markdown]
-# ## 1. The ELC mask
+# ## 1. The ELC mask · ★☆☆
+#
+# The check's first case is τ* of the worked example (notebook 01 prints its turns): t_crit =
+# 4, 40 tokens under ELC, the row padded to 203 positions as in the worked batch.
+#
+# <details><summary>Hint</summary>
+#
+# t_crit counts turns from 1, a Python list from 0. Mark `[start, end)` of each turn from
+# t_crit on; `[end, out_end)` is the tool output, and everything after the last turn is
+# padding.
+# </details>
 
 
 # %% nbgrader={"grade": false, "grade_id": "e4_elc_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -51,12 +66,15 @@ def elc_mask(turns: list[tuple[int, int, int]], t_crit: int, length: int) -> lis
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e4_elc_mask_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_elc_mask(elc_mask)
+passed = check_elc_mask(elc_mask)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 2. The lower clip width (Eq. 11)
+# ## 2. The lower clip width (Eq. 11) · ★☆☆
 
 
 # %% nbgrader={"grade": false, "grade_id": "e4_lower_bound", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -67,14 +85,26 @@ def lower_bound(elc: torch.Tensor, eps_low: float, eps_elc: float) -> torch.Tens
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e4_lower_bound_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_lower_bound(lower_bound)
+passed = check_lower_bound(lower_bound)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 3. The loss (Eqs. 1, 2 and 12)
+# ## 3. The loss (Eqs. 1, 2 and 12) · ★★☆
 #
 # All tensors are `[B, T]`. Use your `lower_bound`. The upper bound is $1 + \epsilon_{high}$.
+# Return a tensor that `backward()` can use.
+#
+# <details><summary>Hint</summary>
+#
+# Clip r between its two bounds with `torch.maximum` and `torch.minimum` (the lower bound is a
+# `[B, T]` tensor), take the smaller of r·A and clip(r)·A, then aggregate over the tokens
+# where `mask` is 1. In seq-mean-token-mean a row with no action token has no mean: leave it
+# out of the count of sequences.
+# </details>
 
 
 # %% nbgrader={"grade": false, "grade_id": "e4_policy_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -96,9 +126,12 @@ def policy_loss(
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e4_policy_loss_check", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_policy_loss(policy_loss)
+passed = check_policy_loss(policy_loss)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## To think about

@@ -14,7 +14,8 @@
 # %% [markdown]
 # # E5 · Capstone: your ELPO step, and what λ_tree does
 #
-# *Follows notebook 05. About 60 minutes; needs E3 and E4 done.*
+# *Difficulty ★★★ · estimated 60 minutes · follows notebook 05; needs E3 and E4 done, in
+# the same folder as this notebook.*
 #
 # 1. Your `hierarchical_advantages` (E3), `elc_mask` and `policy_loss` (E4) go into one ELPO
 #    step on the worked example of notebooks 01-04: BEL's tree for problem `test2-2` with
@@ -23,7 +24,7 @@
 # 2. A design question about λ_tree, the weight of the branch term A_b in Eq. 10.
 
 # %%
-# Library progress bars and info logs would fill the committed outputs: switch them off.
+# Library progress bars and info logs would clutter the outputs: switch them off.
 # (tqdm warns that ipywidgets is missing; its text progress bars work without it.)
 import warnings
 
@@ -51,10 +52,14 @@ with capture_output():
 # ## 1. One ELPO step with your functions
 
 # %%
-# NBVAL_CHECK_OUTPUT
 from elpo_min.course import check_lambda_trees, check_training_step
 
-check_training_step(hierarchical_advantages, elc_mask, policy_loss)  # noqa: F821 (from %run)
+# %% nbgrader={"grade": true, "grade_id": "e5_training_step_check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# NBVAL_CHECK_OUTPUT
+passed = check_training_step(hierarchical_advantages, elc_mask, policy_loss)  # noqa: F821 (from %run)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 2. When does the branch term help?
@@ -70,11 +75,21 @@ check_training_step(hierarchical_advantages, elc_mask, policy_loss)  # noqa: F82
 # turns of a success; in a failure, the turns before its fatal one) and *fatal* if it is the
 # failure's first irrecoverable turn; turns after a fatal one are in neither list. The score
 # is the share of (sound, fatal) pairs in which the sound turn gets the larger A_hier (ties
-# count ½), at each λ_tree.
+# count ½), at each λ_tree. The check first makes sure the labels are the tree's own: every
+# labelled node is a turn of the tree, no turn is both, a fatal turn has no success below it,
+# no labelled turn lies after a fatal one, and the last turn of a failure is never sound.
 #
 # `chain(n, reward)` builds one trajectory of n turns (its last node is the leaf); attach a
 # continuation from prefix(m) by appending the first node of another chain to the m-th node's
 # `children`, and put trajectories side by side as the root's children.
+#
+# <details><summary>Hint</summary>
+#
+# A_t of a turn is the mean A_t of the leaves below it, so two turns above the same kind of
+# leaves tie on A_t; A_b then decides their order. A_b compares a turn with its siblings
+# only: it is negative for a turn whose siblings did better, whatever happened below it.
+# Start from notebook 03's `s1` and from notebook 05's hand-built tree.
+# </details>
 
 # %%
 from elpo_min import Node
@@ -121,9 +136,12 @@ def worse_tree():
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "e5_lambda_trees_check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # NBVAL_CHECK_OUTPUT
-check_lambda_trees(better_tree, worse_tree)
+passed = check_lambda_trees(better_tree, worse_tree)
+### BEGIN HIDDEN TESTS
+assert passed
+### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "e5_answer_2", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Explain, in a few sentences, why λ_tree = 0.5 helps in the first tree and hurts in the

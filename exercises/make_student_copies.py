@@ -2,20 +2,30 @@
 
 ``make exercises`` runs it: each ``exercises/E*.py`` (a jupytext source holding the solutions
 between nbgrader's ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers) becomes
-``exercises/student/E*.ipynb`` without outputs. In a code cell a solution becomes ``raise
+``<out_dir>/E*.ipynb`` without outputs. In a code cell a solution becomes ``raise
 NotImplementedError``, which the checks report as "not implemented yet"; in a markdown cell it
-becomes "YOUR ANSWER HERE". No nbgrader needed; a teacher who uses nbgrader can take the
-``.ipynb`` files of ``exercises/`` as they are.
-
-    python exercises/make_student_copies.py [out_dir]
+becomes "YOUR ANSWER HERE". What only the course's own tests need goes too: nbgrader's hidden
+tests (``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``), nbval's markers
+(``# NBVAL_CHECK_OUTPUT`` and the like) and linter comments (``# noqa``). The cells keep their
+nbgrader metadata, so the copies can also be collected and graded with nbgrader. No nbgrader
+needed to write them.
 """
 
+import argparse
+import re
 import sys
 from pathlib import Path
 
 import jupytext
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[ \t]*\n?", re.S | re.M
+)
+# a line that is nothing but an nbval marker
+NBVAL = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[ \t]*\n?", re.M)
+# a linter's comment at the end of a line
+NOQA = re.compile(r"[ \t]+# noqa\b.*$", re.M)
 HERE = Path(__file__).resolve().parent
 
 
@@ -37,11 +47,18 @@ def strip_solutions(source: str, markdown: bool) -> str:
     return "\n".join(kept)
 
 
-def write_student_copies(out_dir: Path) -> dict[str, int]:
+def strip_test_only(source: str) -> str:
+    """The cell without hidden tests, nbval markers and linter comments."""
+    source = HIDDEN.sub("", source)
+    source = NBVAL.sub("", source)
+    return NOQA.sub("", source).rstrip("\n")
+
+
+def write_student_copies(out_dir: Path, sources: Path = HERE) -> dict[str, int]:
     """Write every student copy into ``out_dir``; returns the stubs made per notebook."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stubs = {}
-    for path in sorted(HERE.glob("E*.py")):
+    for path in sorted(sources.glob("E*.py")):
         notebook = jupytext.read(path)
         stubs[path.stem] = 0
         for cell in notebook.cells:
@@ -49,13 +66,33 @@ def write_student_copies(out_dir: Path) -> dict[str, int]:
                 stubs[path.stem] += cell.source.count(BEGIN)
                 cell.source = strip_solutions(cell.source, cell.cell_type == "markdown")
             if cell.cell_type == "code":
+                cell.source = strip_test_only(cell.source)
                 cell.outputs = []
                 cell.execution_count = None
         jupytext.write(notebook, out_dir / f"{path.stem}.ipynb")
     return stubs
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Write the student copies of the exercise notebooks: every solution replaced by a "
+            "stub, hidden tests and test-only markers removed, no outputs."
+        ),
+        epilog="Hand out the folder it writes; keep exercises/*.py and docs/course/ to yourself.",
+    )
+    parser.add_argument(
+        "out_dir",
+        nargs="?",
+        type=Path,
+        default=HERE / "student",
+        help="the folder to write the notebooks into (default: exercises/student)",
+    )
+    args = parser.parse_args(argv)
+    for name, count in write_student_copies(args.out_dir).items():
+        print(f"{args.out_dir / name}.ipynb: {count} solutions replaced by stubs")
+    return 0
+
+
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "student"
-    for name, count in write_student_copies(out).items():
-        print(f"{out / name}.ipynb: {count} solutions replaced by stubs")
+    sys.exit(main())

@@ -23,9 +23,14 @@ from ..tasks import data_dir, load_problems
 from ..tools import run_arith
 from ..train import BEL_ARGS, training_batch
 from ..trajectory import pad_rows
-from .checker import Case, run_check
+from .checker import Case, run_check, symptom
 
 PROBLEM_ID, SEED = "test2-2", 4
+
+# where to look when the worked batch differs: the exercise checks name the mistakes
+OTHER_ADVANTAGES = "your A_hier differs from the trainer's: E3's checks name the usual mistakes"
+OTHER_MASK = "your ELC mask differs from the trainer's: E4's check_elc_mask names the mistakes"
+OTHER_LOSS = "your loss differs from the trainer's: E4's check_policy_loss names the mistakes"
 
 
 def worked_example(cfg: Config):
@@ -72,6 +77,9 @@ def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
         policy_loss_fn: ``fn(logp, old_logp, advantages, mask, elc_mask, eps_low, eps_high,
             eps_elc, aggregation)`` of exercise E4.
     """
+    if not implemented(hierarchical_fn, elc_mask_fn, policy_loss_fn):
+        print("one ELPO step with your functions\n  not implemented yet")
+        return False
     cfg = Config()
     model, tokenizer, tree = worked_example(cfg)
     batch, _ = training_batch([tree], cfg, tokenizer.pad_token_id)
@@ -92,15 +100,26 @@ def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
         expected_loss = loss_of(batch["advantages"], batch["elc_mask"], reference_loss)
     shape = f"the worked example's batch, [B, T] = {list(batch['input_ids'].shape)}"
     cases = [
-        Case("advantages from your A_hier", advantages, batch["advantages"], shape),
         Case(
-            "ELC mask from your mask function", lambda: mine["elc_mask"], batch["elc_mask"], shape
+            "advantages from your A_hier",
+            advantages,
+            batch["advantages"],
+            shape,
+            [symptom(OTHER_ADVANTAGES, lambda got: True)],
+        ),
+        Case(
+            "ELC mask from your mask function",
+            lambda: mine["elc_mask"],
+            batch["elc_mask"],
+            shape,
+            [symptom(OTHER_MASK, lambda got: True)],
         ),
         Case(
             "loss from your loss function",
             lambda: loss_from_student(loss_of, mine, policy_loss_fn),
             expected_loss,
             shape,
+            [symptom(OTHER_LOSS, lambda got: True)],
         ),
     ]
     if not run_check("one ELPO step with your functions", cases):
@@ -113,7 +132,27 @@ def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
     model.eval()
     with torch.no_grad():
         after = loss_of(mine["advantages"], mine["elc_mask"], policy_loss_fn)
-    print(f"  the step: loss {loss.item():+.6f} before the update, {after.item():+.6f} after")
+    # four decimals: the loss after an optimizer step can differ in the sixth between CPUs
+    print(f"  the step: loss {loss.item():+.4f} before the update, {after.item():+.4f} after")
+    return True
+
+
+def implemented(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
+    """Do the three functions run at all? Tried on a tiny input before the model loads, so a
+    stub costs nothing; any other error is left for the real check to show."""
+    tiny = torch.zeros(1, 1)
+    calls = (
+        lambda: hierarchical_fn(Node(children=[Node(reward=1.0)]), 0.5),
+        lambda: elc_mask_fn([(0, 1, 1)], 1, 1),
+        lambda: policy_loss_fn(tiny, tiny, tiny, tiny + 1, tiny, 0.2, 0.3, 0.1, "token-mean"),
+    )
+    for call in calls:
+        try:
+            call()
+        except NotImplementedError:
+            return False
+        except Exception:
+            pass
     return True
 
 
@@ -141,9 +180,57 @@ def sound_above_fatal(root: Node, sound: list, fatal: list, lambda_tree: float) 
     return sum(pairs) / len(pairs)
 
 
+# what is wrong with the labels of a tree, one hint each
+NOT_IN_TREE = "a labelled node is not a turn of this tree (or is the root): label its own nodes"
+BOTH_LABELS = "a turn is sound or fatal, not both"
+NO_PAIRS = "the score compares sound with fatal turns: give at least one of each"
+SUCCESS_BELOW_FATAL = (
+    "a fatal turn has a success below it, so a success was still reachable after it: "
+    "that turn is sound (are the sound and fatal lists swapped?)"
+)
+LABEL_AFTER_FATAL = "a labelled turn lies after a fatal turn: turns after a fatal one are neither"
+FAILED_LEAF_SOUND = "the last turn of a failure is never sound: its fatal turn is it or before it"
+
+
+def label_problems(root: Node, sound: list, fatal: list) -> list[str]:
+    """What is wrong with the labels, as hints; empty when they are the tree's own.
+
+    The labels must be turns of the tree; a fatal turn has no success below it (nothing from it
+    on succeeds); no labelled turn lies below a fatal one; a failure's last turn is not sound.
+    """
+    nodes = preorder(root)[1:]
+    problems = []
+
+    def listed(node, labels) -> bool:
+        return any(node is other for other in labels)
+
+    if not sound or not fatal:
+        problems.append(NO_PAIRS)
+    if any(not listed(node, nodes) for node in sound + fatal):
+        problems.append(NOT_IN_TREE)
+    # the other rules read the tree around a node: only the tree's own nodes have one
+    sound = [node for node in sound if listed(node, nodes)]
+    fatal = [node for node in fatal if listed(node, nodes)]
+    if any(listed(node, fatal) for node in sound):
+        problems.append(BOTH_LABELS)
+    if any(any(leaf.reward for leaf in node.leaves()) for node in fatal):
+        problems.append(SUCCESS_BELOW_FATAL)
+    below_fatal = [n for node in fatal for n in preorder(node)[1:]]
+    if any(listed(node, below_fatal) for node in sound + fatal):
+        problems.append(LABEL_AFTER_FATAL)
+    if any(not node.children and not node.reward for node in sound):
+        problems.append(FAILED_LEAF_SOUND)
+    return problems
+
+
+def preorder(node: Node) -> list[Node]:
+    return [node] + [n for child in node.children for n in preorder(child)]
+
+
 def check_lambda_trees(build_better, build_worse) -> bool:
     """The design question: each builder returns ``(root, sound_nodes, fatal_nodes)``; the first
-    tree should rank sound above fatal turns better at λ_tree = 0.5 than at 0, the second worse."""
+    tree should rank sound above fatal turns better at λ_tree = 0.5 than at 0, the second worse.
+    The labels are checked first: they must be the tree's own."""
     print("lambda_tree = 0.5 against 0 on your two trees")
     ok = True
     for name, build, better in (
@@ -154,6 +241,13 @@ def check_lambda_trees(build_better, build_worse) -> bool:
             root, sound, fatal = build()
         except NotImplementedError:
             print(f"  {name}: not implemented yet")
+            ok = False
+            continue
+        problems = label_problems(root, list(sound), list(fatal))
+        if problems:
+            print(f"  ✗ {name}: the labels are not the tree's own")
+            for hint in problems:
+                print(f"    hint: {hint}")
             ok = False
             continue
         half, zero = (

@@ -8,7 +8,8 @@ every node:
 
 * branch level ``A_b``: how much better this child is than its siblings, z-scored over the
   siblings (the "which branch was the good move" signal);
-* trajectory level ``A_t``: the GRPO z-score of the leaf rewards, averaged over the leaves below.
+* trajectory level ``A_t``: the z-score of the leaf rewards over the tree's leaves (GRPO's formula,
+  applied to the tree's own trajectories), averaged over the leaves below.
 
 ``A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t``; every action token of a node gets its
 node's ``A_hier``. Training sequences are root-to-leaf paths, so a prefix shared by several
@@ -103,7 +104,9 @@ def hierarchical_advantages(
     """Fill value, a_branch, a_traj and a_hier of every node in place.
 
     Eq. (10): A_hier = lambda_tree * A_b + (1 - lambda_tree) * A_t; the root's A_b is 0, and
-    lambda_tree = 0 gives group-normalized (GRPO-style) advantages.
+    lambda_tree = 0 leaves A_t alone: the leaf z-score over the tree's own trajectories. That is
+    not GRPO: BEL's continuations share prefixes and start mid-way, so the group it normalizes
+    over is not GRPO's independent samples (notebook 05 compares the two on one tree).
     """
     if not 0.0 <= lambda_tree <= 1.0:
         raise ValueError(f"lambda_tree must be in [0, 1], got {lambda_tree}")

@@ -4,10 +4,19 @@ A crash is injected at every point of a checkpoint write (not a timing race): be
 each of its steps. Whatever point it hits, the folder holds the previous checkpoint or the new
 one, and a resumed run goes on. Interrupts during rollouts and during an update both leave a
 checkpoint from which the resumed run equals an uninterrupted one.
+
+What a crash test found broken is tested below the first block, each with faults injected in
+the process (an ``OSError`` from a save's step, a torn line written by hand, a signal sent to
+itself), none filling a real disk: a checkpoint without a readable manifest, a torn log or
+config, a full disk and any ``OSError`` during a save, interrupts during an evaluation and
+during a save, and resuming a finished run.
 """
 
+import errno
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,12 +26,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_RUN, rank_of
+from safetensors import SafetensorError
 
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
 from elpo_min.diagnostics import read_log
 from elpo_min.errors import UserError
 from elpo_min.launch import load_config, run_training
+from elpo_min.launch.cli import main
 from elpo_min.launch.config_io import load_resumed_config
 from elpo_min.models import load_policy
 
@@ -255,3 +266,179 @@ def test_ctrl_c_on_the_command_line_says_what_it_saved_and_exits_130(tmp_path):
     assert "Traceback" not in stderr
     assert "--resume continues it" in stderr
     assert saved_step(folder) >= 1
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    """Run the command line in-process: it must end in one line on stderr and exit code 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    # transformers' own progress bars ("Loading weights: 100%|...") are not messages
+    parts = re.split(r"[\r\n]", captured.err)
+    lines = [line for line in parts if line.strip() and not re.search(r"\d+%\|", line)]
+    assert exit_info.value.code == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+def two_versions(policy, folder: Path) -> Path:
+    """Checkpoints of steps 1 and 2 in ``folder``; returns the published version (step 2)."""
+    model, tokenizer, optimizer = policy
+    for step in (1, 2):
+        store.save_checkpoint(folder, model, tokenizer, optimizer, step, {})
+    return (folder / "checkpoint").resolve()
+
+
+@pytest.mark.parametrize("damage", ["missing", "torn", "empty"])
+def test_a_missing_or_unreadable_manifest_is_one_line_naming_the_fix_never_a_skip(
+    damage, policy, tmp_path, capsys
+):
+    version = two_versions(policy, tmp_path)
+    # changed weights that only the digests can catch
+    flip_a_byte(version / "trainer_state.pt")
+    manifest = version / "manifest.json"
+    if damage == "missing":
+        manifest.unlink()
+    elif damage == "torn":
+        manifest.write_text(manifest.read_text()[:40])
+    else:
+        manifest.write_text("{}")
+    fix = f"ln -sfn checkpoints/step-000001 {tmp_path}/checkpoint"
+    with pytest.raises(UserError, match="manifest.json") as error:
+        saved_step(tmp_path)
+    assert fix in str(error.value)
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    assert "manifest.json" in line and fix in line
+
+
+def test_a_broken_config_json_is_one_line_not_a_traceback(policy, tmp_path, capsys):
+    version = two_versions(policy, tmp_path)
+    (version / "config.json").write_text('{"lr": 0.00')
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    assert "config.json does not match the digest" in line
+    assert f"ln -sfn checkpoints/step-000001 {tmp_path}/checkpoint" in line
+
+
+def test_resume_without_a_published_link_names_the_versions_and_how_to_publish_one(
+    policy, tmp_path, capsys
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    # a version renamed in whose link was never made (the disk filled up in between)
+    (tmp_path / "checkpoint").unlink()
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    publish = f"ln -sfn checkpoints/step-000002 {tmp_path}/checkpoint"
+    assert "nothing to resume" in line and "holds step-000002" in line and publish in line
+    os.symlink("checkpoints/step-000002", tmp_path / "checkpoint")
+    assert saved_step(tmp_path) == 2
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def safetensors_full(*args, **kwargs):
+    raise SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)"
+    )
+
+
+def torch_save_full(*args, **kwargs):
+    """What torch.save raises on a full disk: no errno, no word of the disk."""
+    try:
+        raise RuntimeError("basic_ios::clear: iostream error")
+    except RuntimeError:
+        # as torch raises it: in the context of the stream's error, not from it
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")  # noqa: B904
+
+
+def failing(real, error, when=lambda *args, **kwargs: True):
+    def call(*args, **kwargs):
+        if when(*args, **kwargs):
+            error()
+        return real(*args, **kwargs)
+
+    return call
+
+
+def named(name):
+    return lambda path, *args, **kwargs: Path(path).name == name
+
+
+def save_operations(model, tokenizer):
+    """Each operation of a save that writes, as (what, object, attribute, failing version)."""
+    return [
+        ("make checkpoints/", Path, "mkdir", failing(Path.mkdir, enospc, named("checkpoints"))),
+        (
+            "write the weights",
+            type(model),
+            "save_pretrained",
+            failing(type(model).save_pretrained, safetensors_full),
+        ),
+        (
+            "write the tokenizer",
+            type(tokenizer),
+            "save_pretrained",
+            failing(type(tokenizer).save_pretrained, enospc),
+        ),
+        ("write trainer_state.pt", store.torch, "save", failing(torch.save, torch_save_full)),
+        (
+            "write config.json",
+            Path,
+            "write_text",
+            failing(Path.write_text, enospc, named("config.json")),
+        ),
+        (
+            "write manifest.json",
+            Path,
+            "write_text",
+            failing(Path.write_text, enospc, named("manifest.json")),
+        ),
+        (
+            "rename the version in",
+            os,
+            "replace",
+            failing(os.replace, enospc, lambda src, *a, **k: Path(src).name.startswith(".step-")),
+        ),
+        ("make the new link", Path, "symlink_to", failing(Path.symlink_to, enospc)),
+        (
+            "switch the link",
+            os,
+            "replace",
+            failing(os.replace, enospc, lambda src, dst, *a, **k: Path(dst).name == "checkpoint"),
+        ),
+    ]
+
+
+def test_an_oserror_at_any_operation_of_a_save_is_one_line_with_the_space_and_the_old_checkpoint(
+    policy, tmp_path, monkeypatch
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 1, {})
+    full = shutil.disk_usage(tmp_path)._replace(free=4096)
+    for what, owner, attribute, fault in save_operations(model, tokenizer):
+        with monkeypatch.context() as patch:
+            patch.setattr(shutil, "disk_usage", lambda path: full)
+            patch.setattr(owner, attribute, fault)
+            with pytest.raises(UserError) as error:
+                store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+        message = str(error.value)
+        expected = (
+            r"could not save the checkpoint of step 2 in .*: the disk is full .*; a version needs "
+            r"about [\d.]+ MiB and 4\.0 KiB is free there; the checkpoint is still step 1: make "
+            r"room, then --resume continues it"
+        )
+        assert re.fullmatch(expected, message), (what, message)
+        # what the save wrote is gone, the old checkpoint is whole
+        assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"], what
+        assert not (tmp_path / ".checkpoint-link").exists(), what
+        assert store.load_checkpoint(tmp_path, model, optimizer) == 1, what
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    assert store.load_checkpoint(tmp_path, model, optimizer) == 2

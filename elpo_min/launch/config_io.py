@@ -85,11 +85,11 @@ def load_config(
 def load_resumed_config(path: str | None, overrides: dict, out_dir: str) -> Config:
     """The config to resume ``out_dir`` with: what its checkpoint was saved with, then the
     YAML file and the overrides, which may change anything but :data:`FROZEN_ON_RESUME`."""
-    from ..checkpoints.store import saved_config
+    from ..checkpoints.store import nothing_to_resume, saved_config
 
     saved = saved_config(out_dir)
     if saved is None:
-        raise MissingFile(f"nothing to resume in {out_dir}: it holds no checkpoint")
+        raise nothing_to_resume(out_dir)
     known = {f.name for f in dataclasses.fields(Config)}
     config = load_config(path, overrides, {k: v for k, v in saved.items() if k in known})
     changed = [k for k in FROZEN_ON_RESUME if k in saved and getattr(config, k) != saved[k]]

@@ -12,7 +12,9 @@ config, a full disk and any ``OSError`` during a save, interrupts during an eval
 during a save, and resuming a finished run.
 """
 
+import builtins
 import errno
+import io
 import json
 import os
 import re
@@ -268,6 +270,10 @@ def test_ctrl_c_on_the_command_line_says_what_it_saved_and_exits_130(tmp_path):
     assert saved_step(folder) >= 1
 
 
+class PowerCut(BaseException):
+    """The process dies here: nothing after it runs (no ``except Exception`` catches it)."""
+
+
 def flip_a_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -316,6 +322,60 @@ def test_a_missing_or_unreadable_manifest_is_one_line_naming_the_fix_never_a_ski
     assert fix in str(error.value)
     line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
     assert "manifest.json" in line and fix in line
+
+
+def tearing(real_open):
+    """``open`` whose writes to the run's log tear: half the bytes land, then the process dies."""
+
+    class Torn:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            self.handle.close()
+            raise PowerCut
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    def opener(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        writes = "w" in mode or "a" in mode
+        return Torn(handle) if writes and "metrics" in Path(file).name else handle
+
+    return opener
+
+
+def test_a_torn_log_line_is_dropped_and_a_crash_while_resume_rewrites_the_log_loses_nothing(
+    policy, tmp_path, monkeypatch, capsys
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    kept = [json.dumps({"step": step, "loss": step / 10}) for step in (0, 1, 2)]
+    log = tmp_path / "metrics.jsonl"
+    # step 3 was logged after the checkpoint, then a crash tore the line of step 4
+    log.write_text("\n".join(kept + [json.dumps({"step": 3, "loss": 0.3})]) + '\n{"step": 4, "lo')
+    # a crash while --resume rewrites the log
+    monkeypatch.setattr(builtins, "open", tearing(builtins.open))
+    monkeypatch.setattr(io, "open", tearing(io.open))
+    crashed = RunFiles(tmp_path, {})
+    with pytest.raises(PowerCut):
+        crashed.open(model, optimizer, resume=True)
+    monkeypatch.undo()
+    # the process died: its lock goes with it
+    crashed.close()
+    files = RunFiles(tmp_path, {})
+    assert files.open(model, optimizer, resume=True) == 2
+    files.close()
+    assert log.read_text() == "".join(line + "\n" for line in kept)
+    assert "dropped line 5" in capsys.readouterr().err
 
 
 def test_a_broken_config_json_is_one_line_not_a_traceback(policy, tmp_path, capsys):

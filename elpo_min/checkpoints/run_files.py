@@ -5,6 +5,10 @@ second run into the same folder fail at once. An interrupt (Ctrl-C, SIGTERM) at 
 leaves a checkpoint that resumes exactly: during rollouts nothing has changed the weights, so
 the state of the step's start is saved, with the random-number states recorded then; during an
 update the interrupt waits until the update is done and the step is logged and saved.
+
+On resume the log is cut back to the checkpoint's step and rewritten aside, then renamed over
+``metrics.jsonl``: a crash during the rewrite leaves the old log, and a torn line (a crash
+mid-write) is dropped with one line on the console.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, WriteFailed
 from ..runtime import Runtime
-from .store import full_state, load_checkpoint, rng_state, save_checkpoint
+from .store import free_space, full_state, human, load_checkpoint, rng_state, save_checkpoint
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,6 +57,14 @@ class RunFiles:
         """Take the lock, restore the checkpoint when resuming, start the log; returns the
         first step. Log lines of steps after the checkpoint are dropped: they are redone."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._open(model, optimizer, resume)
+        except BaseException:
+            # e.g. a checkpoint that fails its digests: the lock and the signals go back
+            self.close()
+            raise
+
+    def _open(self, model, optimizer, resume: bool) -> int:
         if self.runtime.is_main:
             self._take_lock()
         if threading.current_thread() is threading.main_thread():
@@ -64,13 +76,54 @@ class RunFiles:
             group["lr"] = self.config.get("lr", group["lr"])
             group["weight_decay"] = self.config.get("weight_decay", group["weight_decay"])
         if self.runtime.is_main:
-            kept = []
-            if resume and self.log_path.exists():
-                lines = self.log_path.read_text().splitlines()
-                kept = [line for line in lines if json.loads(line)["step"] <= start_step]
-            self.log_path.write_text("".join(line + "\n" for line in kept))
+            self._rewrite_log(self._read_log(start_step) if resume else [])
             self.file = open(self.log_path, "a", buffering=1)
         return start_step
+
+    def _read_log(self, last_step: int) -> list[bytes]:
+        """The log's lines up to step ``last_step``. A line that is not a JSON record with a
+        step (torn by a crash while it was written) is dropped, and the console says so."""
+        if not self.log_path.exists():
+            return []
+        kept, torn = [], []
+        for number, line in enumerate(self.log_path.read_bytes().split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                step = json.loads(line)["step"]
+            except (ValueError, TypeError, KeyError, IndexError):
+                torn.append(number)
+                continue
+            if not isinstance(step, int):
+                torn.append(number)
+            elif step <= last_step:
+                kept.append(line)
+        if torn:
+            lines = ("line " if len(torn) == 1 else "lines ") + ", ".join(map(str, torn))
+            print(
+                f"resume: dropped {lines} of {self.log_path}: not a JSON record (torn by a crash "
+                "while it was written, or edited)",
+                file=sys.stderr,
+            )
+        return kept
+
+    def _rewrite_log(self, lines: list[bytes]) -> None:
+        """``metrics.jsonl`` holding ``lines``: written aside, then renamed over the log, so that
+        a crash leaves the old log or the new one."""
+        aside = self.out_dir / ".metrics.jsonl.partial"
+        try:
+            with open(aside, "wb") as file:
+                file.write(b"".join(line + b"\n" for line in lines))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(aside, self.log_path)
+        except OSError as e:
+            aside.unlink(missing_ok=True)
+            room = human(free_space(self.out_dir))
+            raise WriteFailed(
+                f"could not write {self.log_path}: {e.strerror or e} ({room} free there); it is "
+                "unchanged: make room, then run again"
+            ) from None
 
     def _take_lock(self) -> None:
         self.lock = open(self.out_dir / ".lock", "a+")

@@ -30,6 +30,7 @@ import torch
 from conftest import TINY_RUN, rank_of
 from safetensors import SafetensorError
 
+import elpo_min.launch.build as build_module
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
 from elpo_min.diagnostics import read_log
@@ -502,3 +503,20 @@ def test_an_oserror_at_any_operation_of_a_save_is_one_line_with_the_space_and_th
         assert store.load_checkpoint(tmp_path, model, optimizer) == 1, what
     store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
     assert store.load_checkpoint(tmp_path, model, optimizer) == 2
+
+
+def test_settings_changed_on_resume_are_said_in_one_line(policy, tmp_path, monkeypatch, capsys):
+    model, tokenizer, optimizer = policy
+    saved = {"prompts_per_step": 2, "lr": 1e-4, "steps": 4, "out_dir": "elsewhere"}
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 4, saved)
+    seen = []
+    outcome = {"before": None, "after": {"success_rate": 0.5}, "log": "metrics.jsonl"}
+    monkeypatch.setattr(
+        build_module, "run_training", lambda cfg, resume: seen.append(cfg) or outcome
+    )
+    overrides = ["--prompts_per_step", "4", "--lr", "3e-5", "--steps", "4"]
+    main(["train", "--resume", "--out_dir", str(tmp_path), *overrides])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "resume: prompts_per_step 2 -> 4, lr 0.0001 -> 3e-05", out
+    # the run goes on where its checkpoint is, though it was saved as "elsewhere"
+    assert seen[0].prompts_per_step == 4 and seen[0].out_dir == str(tmp_path)

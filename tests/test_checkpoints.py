@@ -505,6 +505,112 @@ def test_an_oserror_at_any_operation_of_a_save_is_one_line_with_the_space_and_th
     assert store.load_checkpoint(tmp_path, model, optimizer) == 2
 
 
+def test_a_full_disk_during_a_run_is_one_line_and_no_second_save_is_tried(
+    tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    writes = []
+    real = store.write_version
+
+    def full_at_the_second(staging, model, tokenizer, state, step, *args):
+        writes.append(step)
+        if len(writes) == 1:
+            return real(staging, model, tokenizer, state, step, *args)
+        # part of the version lands, then the disk is full
+        staging.mkdir(parents=True, exist_ok=True)
+        (staging / "trainer_state.pt").write_bytes(bytes(4096))
+        enospc()
+
+    monkeypatch.setattr(store, "write_version", full_at_the_second)
+    run = {**TINY_RUN, "steps": 2, "save_every": 1, "out_dir": folder}
+    # the smallest run that saves twice
+    run.update(prompts_per_step=1, n_total=2, eval_problems=1)
+    line = one_line_error(["train", *[f"--{key}={value}" for key, value in run.items()]], capsys)
+    assert "could not save the checkpoint of step 2" in line, line
+    assert "the disk is full (No space left on device)" in line and "still step 1" in line, line
+    # the failed save is not followed by a second one
+    assert writes == [1, 2]
+    monkeypatch.undo()
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == ["step-000001"]
+    assert saved_step(folder) == 1
+
+
+def test_an_interrupt_during_an_evaluation_logs_the_step_and_resume_redoes_the_evaluation(
+    straight, tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    real = build_module.held_out_success
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            # Ctrl-C while step 2 is evaluated (the first evaluation is step 0's)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "held_out_success", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(load_config(None, {**TINY_RUN, "out_dir": str(folder)}))
+    monkeypatch.undo()
+    assert "interrupted: step 2 is saved" in capsys.readouterr().err
+    record = step_record(folder, 2)
+    assert record["eval_interrupted"] is True
+    assert_same_run(record, {**step_record(straight, 2), "eval": None})
+    # the checkpoint is the uninterrupted run's step 2 (which it keeps as the previous version)
+    ours = torch.load(folder / "checkpoint" / "trainer_state.pt", weights_only=False)
+    theirs = torch.load(straight / "checkpoints/step-000002/trainer_state.pt", weights_only=False)
+    assert ours["step"] == theirs["step"] == 2
+    assert torch.equal(ours["rng"][0]["torch"], theirs["rng"][0]["torch"])
+    assert ours["rng"][0]["python"] == theirs["rng"][0]["python"]
+    assert all(torch.equal(v, theirs["trainable"][k]) for k, v in ours["trainable"].items())
+    # the resume redoes the evaluation first (here with nothing left to train)
+    run_training(load_resumed_config(None, {"steps": "2"}, str(folder)), resume=True)
+    logged = records(folder)
+    assert [r["step"] for r in logged] == [0, 1, 2, 2]
+    assert logged[3]["eval"] == step_record(straight, 2)["eval"]
+
+
+def test_a_second_interrupt_during_the_save_waits_for_it_and_saved_means_saved(
+    tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    real_update, real_write = train_module.policy_update, store.write_version
+
+    def interrupted_update(*args, **kwargs):
+        # Ctrl-C during step 1's update: it waits until the step is logged and saved
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_update(*args, **kwargs)
+
+    def interrupted_write(*args, **kwargs):
+        # an impatient second Ctrl-C during that save
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "policy_update", interrupted_update)
+    monkeypatch.setattr(store, "write_version", interrupted_write)
+    run = {**TINY_RUN, "prompts_per_step": 1, "n_total": 2, "eval_problems": 1}
+    with pytest.raises(KeyboardInterrupt):
+        run_training(load_config(None, {**run, "out_dir": str(folder)}))
+    monkeypatch.undo()
+    assert "interrupted: step 1 is saved" in capsys.readouterr().err
+    assert saved_step(folder) == 1
+    assert [r["step"] for r in records(folder)] == [0, 1]
+
+
+def test_resuming_a_finished_run_logs_nothing_new(straight, tmp_path, monkeypatch):
+    folder = tmp_path / "done"
+    shutil.copytree(straight, folder, symlinks=True)
+    log = (folder / "metrics.jsonl").read_text()
+    monkeypatch.setattr(
+        build_module, "held_out_success", lambda *a, **k: pytest.fail("evaluated again")
+    )
+    result = run_training(load_resumed_config(None, {}, str(folder)), resume=True)
+    # the last logged evaluation is the final one
+    assert (folder / "metrics.jsonl").read_text() == log
+    assert result["after"] == step_record(straight, 4)["eval"]
+
+
 def test_settings_changed_on_resume_are_said_in_one_line(policy, tmp_path, monkeypatch, capsys):
     model, tokenizer, optimizer = policy
     saved = {"prompts_per_step": 2, "lr": 1e-4, "steps": 4, "out_dir": "elsewhere"}

@@ -4,10 +4,21 @@ A crash is injected at every point of a checkpoint write (not a timing race): be
 each of its steps. Whatever point it hits, the folder holds the previous checkpoint or the new
 one, and a resumed run goes on. Interrupts during rollouts and during an update both leave a
 checkpoint from which the resumed run equals an uninterrupted one.
+
+What a crash test found broken is tested below the first block, each with faults injected in
+the process (an ``OSError`` from a save's step, a torn line written by hand, a signal sent to
+itself), none filling a real disk: a checkpoint without a readable manifest, a torn log or
+config, a full disk and any ``OSError`` during a save, interrupts during an evaluation and
+during a save, and resuming a finished run.
 """
 
+import builtins
+import errno
+import io
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,12 +28,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_RUN, rank_of
+from safetensors import SafetensorError
 
+import elpo_min.launch.build as build_module
 import elpo_min.train as train_module
 from elpo_min.checkpoints import RunFiles, store
 from elpo_min.diagnostics import read_log
 from elpo_min.errors import UserError
 from elpo_min.launch import load_config, run_training
+from elpo_min.launch.cli import main
 from elpo_min.launch.config_io import load_resumed_config
 from elpo_min.models import load_policy
 
@@ -255,3 +269,360 @@ def test_ctrl_c_on_the_command_line_says_what_it_saved_and_exits_130(tmp_path):
     assert "Traceback" not in stderr
     assert "--resume continues it" in stderr
     assert saved_step(folder) >= 1
+
+
+class PowerCut(BaseException):
+    """The process dies here: nothing after it runs (no ``except Exception`` catches it)."""
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    """Run the command line in-process: it must end in one line on stderr and exit code 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    # transformers' own progress bars ("Loading weights: 100%|...") are not messages
+    parts = re.split(r"[\r\n]", captured.err)
+    lines = [line for line in parts if line.strip() and not re.search(r"\d+%\|", line)]
+    assert exit_info.value.code == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+def two_versions(policy, folder: Path) -> Path:
+    """Checkpoints of steps 1 and 2 in ``folder``; returns the published version (step 2)."""
+    model, tokenizer, optimizer = policy
+    for step in (1, 2):
+        store.save_checkpoint(folder, model, tokenizer, optimizer, step, {})
+    return (folder / "checkpoint").resolve()
+
+
+@pytest.mark.parametrize("damage", ["missing", "torn", "empty"])
+def test_a_missing_or_unreadable_manifest_is_one_line_naming_the_fix_never_a_skip(
+    damage, policy, tmp_path, capsys
+):
+    version = two_versions(policy, tmp_path)
+    # changed weights that only the digests can catch
+    flip_a_byte(version / "trainer_state.pt")
+    manifest = version / "manifest.json"
+    if damage == "missing":
+        manifest.unlink()
+    elif damage == "torn":
+        manifest.write_text(manifest.read_text()[:40])
+    else:
+        manifest.write_text("{}")
+    fix = f"ln -sfn checkpoints/step-000001 {tmp_path}/checkpoint"
+    with pytest.raises(UserError, match="manifest.json") as error:
+        saved_step(tmp_path)
+    assert fix in str(error.value)
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    assert "manifest.json" in line and fix in line
+
+
+def tearing(real_open):
+    """``open`` whose writes to the run's log tear: half the bytes land, then the process dies."""
+
+    class Torn:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            self.handle.close()
+            raise PowerCut
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    def opener(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        writes = "w" in mode or "a" in mode
+        return Torn(handle) if writes and "metrics" in Path(file).name else handle
+
+    return opener
+
+
+def test_a_torn_log_line_is_dropped_and_a_crash_while_resume_rewrites_the_log_loses_nothing(
+    policy, tmp_path, monkeypatch, capsys
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    kept = [json.dumps({"step": step, "loss": step / 10}) for step in (0, 1, 2)]
+    log = tmp_path / "metrics.jsonl"
+    # step 3 was logged after the checkpoint, then a crash tore the line of step 4
+    log.write_text("\n".join(kept + [json.dumps({"step": 3, "loss": 0.3})]) + '\n{"step": 4, "lo')
+    # a crash while --resume rewrites the log
+    monkeypatch.setattr(builtins, "open", tearing(builtins.open))
+    monkeypatch.setattr(io, "open", tearing(io.open))
+    crashed = RunFiles(tmp_path, {})
+    with pytest.raises(PowerCut):
+        crashed.open(model, optimizer, resume=True)
+    monkeypatch.undo()
+    # the process died: its lock goes with it
+    crashed.close()
+    files = RunFiles(tmp_path, {})
+    assert files.open(model, optimizer, resume=True) == 2
+    files.close()
+    assert log.read_text() == "".join(line + "\n" for line in kept)
+    assert "dropped line 5" in capsys.readouterr().err
+
+
+def test_a_broken_config_json_is_one_line_not_a_traceback(policy, tmp_path, capsys):
+    version = two_versions(policy, tmp_path)
+    (version / "config.json").write_text('{"lr": 0.00')
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    assert "config.json does not match the digest" in line
+    assert f"ln -sfn checkpoints/step-000001 {tmp_path}/checkpoint" in line
+
+
+def test_resume_without_a_published_link_names_the_versions_and_how_to_publish_one(
+    policy, tmp_path, capsys
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    # a version renamed in whose link was never made (the disk filled up in between)
+    (tmp_path / "checkpoint").unlink()
+    line = one_line_error(["train", "--resume", "--out_dir", str(tmp_path)], capsys)
+    publish = f"ln -sfn checkpoints/step-000002 {tmp_path}/checkpoint"
+    assert "nothing to resume" in line and "holds step-000002" in line and publish in line
+    os.symlink("checkpoints/step-000002", tmp_path / "checkpoint")
+    assert saved_step(tmp_path) == 2
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def safetensors_full(*args, **kwargs):
+    raise SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)"
+    )
+
+
+def torch_save_full(*args, **kwargs):
+    """What torch.save raises on a full disk: no errno, no word of the disk."""
+    try:
+        raise RuntimeError("basic_ios::clear: iostream error")
+    except RuntimeError:
+        # as torch raises it: in the context of the stream's error, not from it
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")  # noqa: B904
+
+
+def failing(real, error, when=lambda *args, **kwargs: True):
+    def call(*args, **kwargs):
+        if when(*args, **kwargs):
+            error()
+        return real(*args, **kwargs)
+
+    return call
+
+
+def named(name):
+    return lambda path, *args, **kwargs: Path(path).name == name
+
+
+def save_operations(model, tokenizer):
+    """Each operation of a save that writes, as (what, object, attribute, failing version)."""
+    return [
+        ("make checkpoints/", Path, "mkdir", failing(Path.mkdir, enospc, named("checkpoints"))),
+        (
+            "write the weights",
+            type(model),
+            "save_pretrained",
+            failing(type(model).save_pretrained, safetensors_full),
+        ),
+        (
+            "write the tokenizer",
+            type(tokenizer),
+            "save_pretrained",
+            failing(type(tokenizer).save_pretrained, enospc),
+        ),
+        ("write trainer_state.pt", store.torch, "save", failing(torch.save, torch_save_full)),
+        (
+            "write config.json",
+            Path,
+            "write_text",
+            failing(Path.write_text, enospc, named("config.json")),
+        ),
+        (
+            "write manifest.json",
+            Path,
+            "write_text",
+            failing(Path.write_text, enospc, named("manifest.json")),
+        ),
+        (
+            "rename the version in",
+            os,
+            "replace",
+            failing(os.replace, enospc, lambda src, *a, **k: Path(src).name.startswith(".step-")),
+        ),
+        ("make the new link", Path, "symlink_to", failing(Path.symlink_to, enospc)),
+        (
+            "switch the link",
+            os,
+            "replace",
+            failing(os.replace, enospc, lambda src, dst, *a, **k: Path(dst).name == "checkpoint"),
+        ),
+    ]
+
+
+def test_an_oserror_at_any_operation_of_a_save_is_one_line_with_the_space_and_the_old_checkpoint(
+    policy, tmp_path, monkeypatch
+):
+    model, tokenizer, optimizer = policy
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 1, {})
+    full = shutil.disk_usage(tmp_path)._replace(free=4096)
+    for what, owner, attribute, fault in save_operations(model, tokenizer):
+        with monkeypatch.context() as patch:
+            patch.setattr(shutil, "disk_usage", lambda path: full)
+            patch.setattr(owner, attribute, fault)
+            with pytest.raises(UserError) as error:
+                store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+        message = str(error.value)
+        expected = (
+            r"could not save the checkpoint of step 2 in .*: the disk is full .*; a version needs "
+            r"about [\d.]+ MiB and 4\.0 KiB is free there; the checkpoint is still step 1: make "
+            r"room, then --resume continues it"
+        )
+        assert re.fullmatch(expected, message), (what, message)
+        # what the save wrote is gone, the old checkpoint is whole
+        assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"], what
+        assert not (tmp_path / ".checkpoint-link").exists(), what
+        assert store.load_checkpoint(tmp_path, model, optimizer) == 1, what
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 2, {})
+    assert store.load_checkpoint(tmp_path, model, optimizer) == 2
+
+
+def test_a_full_disk_during_a_run_is_one_line_and_no_second_save_is_tried(
+    tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    writes = []
+    real = store.write_version
+
+    def full_at_the_second(staging, model, tokenizer, state, step, *args):
+        writes.append(step)
+        if len(writes) == 1:
+            return real(staging, model, tokenizer, state, step, *args)
+        # part of the version lands, then the disk is full
+        staging.mkdir(parents=True, exist_ok=True)
+        (staging / "trainer_state.pt").write_bytes(bytes(4096))
+        enospc()
+
+    monkeypatch.setattr(store, "write_version", full_at_the_second)
+    run = {**TINY_RUN, "steps": 2, "save_every": 1, "out_dir": folder}
+    # the smallest run that saves twice
+    run.update(prompts_per_step=1, n_total=2, eval_problems=1)
+    line = one_line_error(["train", *[f"--{key}={value}" for key, value in run.items()]], capsys)
+    assert "could not save the checkpoint of step 2" in line, line
+    assert "the disk is full (No space left on device)" in line and "still step 1" in line, line
+    # the failed save is not followed by a second one
+    assert writes == [1, 2]
+    monkeypatch.undo()
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == ["step-000001"]
+    assert saved_step(folder) == 1
+
+
+def test_an_interrupt_during_an_evaluation_logs_the_step_and_resume_redoes_the_evaluation(
+    straight, tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    real = build_module.held_out_success
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            # Ctrl-C while step 2 is evaluated (the first evaluation is step 0's)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "held_out_success", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(load_config(None, {**TINY_RUN, "out_dir": str(folder)}))
+    monkeypatch.undo()
+    assert "interrupted: step 2 is saved" in capsys.readouterr().err
+    record = step_record(folder, 2)
+    assert record["eval_interrupted"] is True
+    assert_same_run(record, {**step_record(straight, 2), "eval": None})
+    # the checkpoint is the uninterrupted run's step 2 (which it keeps as the previous version)
+    ours = torch.load(folder / "checkpoint" / "trainer_state.pt", weights_only=False)
+    theirs = torch.load(straight / "checkpoints/step-000002/trainer_state.pt", weights_only=False)
+    assert ours["step"] == theirs["step"] == 2
+    assert torch.equal(ours["rng"][0]["torch"], theirs["rng"][0]["torch"])
+    assert ours["rng"][0]["python"] == theirs["rng"][0]["python"]
+    assert all(torch.equal(v, theirs["trainable"][k]) for k, v in ours["trainable"].items())
+    # the resume redoes the evaluation first (here with nothing left to train)
+    run_training(load_resumed_config(None, {"steps": "2"}, str(folder)), resume=True)
+    logged = records(folder)
+    assert [r["step"] for r in logged] == [0, 1, 2, 2]
+    assert logged[3]["eval"] == step_record(straight, 2)["eval"]
+
+
+def test_a_second_interrupt_during_the_save_waits_for_it_and_saved_means_saved(
+    tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "run"
+    real_update, real_write = train_module.policy_update, store.write_version
+
+    def interrupted_update(*args, **kwargs):
+        # Ctrl-C during step 1's update: it waits until the step is logged and saved
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_update(*args, **kwargs)
+
+    def interrupted_write(*args, **kwargs):
+        # an impatient second Ctrl-C during that save
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "policy_update", interrupted_update)
+    monkeypatch.setattr(store, "write_version", interrupted_write)
+    run = {**TINY_RUN, "prompts_per_step": 1, "n_total": 2, "eval_problems": 1}
+    with pytest.raises(KeyboardInterrupt):
+        run_training(load_config(None, {**run, "out_dir": str(folder)}))
+    monkeypatch.undo()
+    assert "interrupted: step 1 is saved" in capsys.readouterr().err
+    assert saved_step(folder) == 1
+    assert [r["step"] for r in records(folder)] == [0, 1]
+
+
+def test_resuming_a_finished_run_logs_nothing_new(straight, tmp_path, monkeypatch):
+    folder = tmp_path / "done"
+    shutil.copytree(straight, folder, symlinks=True)
+    log = (folder / "metrics.jsonl").read_text()
+    monkeypatch.setattr(
+        build_module, "held_out_success", lambda *a, **k: pytest.fail("evaluated again")
+    )
+    result = run_training(load_resumed_config(None, {}, str(folder)), resume=True)
+    # the last logged evaluation is the final one
+    assert (folder / "metrics.jsonl").read_text() == log
+    assert result["after"] == step_record(straight, 4)["eval"]
+
+
+def test_settings_changed_on_resume_are_said_in_one_line(policy, tmp_path, monkeypatch, capsys):
+    model, tokenizer, optimizer = policy
+    saved = {"prompts_per_step": 2, "lr": 1e-4, "steps": 4, "out_dir": "elsewhere"}
+    store.save_checkpoint(tmp_path, model, tokenizer, optimizer, 4, saved)
+    seen = []
+    outcome = {"before": None, "after": {"success_rate": 0.5}, "log": "metrics.jsonl"}
+    monkeypatch.setattr(
+        build_module, "run_training", lambda cfg, resume: seen.append(cfg) or outcome
+    )
+    overrides = ["--prompts_per_step", "4", "--lr", "3e-5", "--steps", "4"]
+    main(["train", "--resume", "--out_dir", str(tmp_path), *overrides])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "resume: prompts_per_step 2 -> 4, lr 0.0001 -> 3e-05", out
+    # the run goes on where its checkpoint is, though it was saved as "elsewhere"
+    assert seen[0].prompts_per_step == 4 and seen[0].out_dir == str(tmp_path)

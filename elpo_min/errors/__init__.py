@@ -32,3 +32,14 @@ class MissingExtra(UserError, ImportError):
 
 class NeedsNetwork(UserError, RuntimeError):
     """The run asks for the hub while HF_HUB_OFFLINE is set."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be trusted: a missing or unreadable manifest, bytes that do not
+    match their digest, a config that is not JSON; the message names the versions to go back to.
+    """
+
+
+class WriteFailed(UserError, OSError):
+    """The run's folder could not be written (a full disk, a quota, a failing device); the
+    message names the cause, the space needed and free, and which checkpoint is still good."""

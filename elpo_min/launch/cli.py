@@ -35,12 +35,16 @@ def cmd_demo(args, overrides: dict) -> None:
 
 
 def cmd_train(args, overrides: dict) -> None:
-    from .config_io import load_config, load_resumed_config, read_yaml
+    from .config_io import load_config, load_resumed_config, read_yaml, resume_changes
 
     if args.resume:
         from_file = read_yaml(args.config) if args.config else {}
         out_dir = overrides.get("out_dir") or from_file.get("out_dir") or Config.out_dir
         cfg = load_resumed_config(args.config, overrides, out_dir)
+        changes = resume_changes(cfg, out_dir)
+        if changes:
+            # allowed, but never silent
+            print(changes)
     else:
         cfg = load_config(args.config, overrides)
     # the config is checked before torch and the model are loaded

@@ -85,13 +85,15 @@ def load_config(
 def load_resumed_config(path: str | None, overrides: dict, out_dir: str) -> Config:
     """The config to resume ``out_dir`` with: what its checkpoint was saved with, then the
     YAML file and the overrides, which may change anything but :data:`FROZEN_ON_RESUME`."""
-    from ..checkpoints.store import saved_config
+    from ..checkpoints.store import nothing_to_resume, saved_config
 
     saved = saved_config(out_dir)
     if saved is None:
-        raise MissingFile(f"nothing to resume in {out_dir}: it holds no checkpoint")
+        raise nothing_to_resume(out_dir)
     known = {f.name for f in dataclasses.fields(Config)}
-    config = load_config(path, overrides, {k: v for k, v in saved.items() if k in known})
+    # the run goes on where its checkpoint is, also when the folder was moved since
+    base = {**{k: v for k, v in saved.items() if k in known}, "out_dir": out_dir}
+    config = load_config(path, overrides, base)
     changed = [k for k in FROZEN_ON_RESUME if k in saved and getattr(config, k) != saved[k]]
     if changed:
         was = ", ".join(f"{k}={saved[k]!r} (asked {getattr(config, k)!r})" for k in changed)
@@ -100,6 +102,21 @@ def load_resumed_config(path: str | None, overrides: dict, out_dir: str) -> Conf
             f"{out_dir} was trained with {was}; start a new run in another --out_dir instead"
         )
     return config
+
+
+def resume_changes(cfg: Config, out_dir: str) -> str | None:
+    """The settings that differ from those ``out_dir``'s checkpoint was saved with, as one line
+    for the console (``resume: prompts_per_step 8 -> 4, lr 0.0001 -> 3e-05``), or None."""
+    from ..checkpoints.store import saved_config
+
+    saved = saved_config(out_dir) or {}
+    changes = [
+        f"{f.name} {saved[f.name]} -> {getattr(cfg, f.name)}"
+        for f in dataclasses.fields(Config)
+        # out_dir is where the checkpoint is, not a setting of the training
+        if f.name in saved and f.name != "out_dir" and saved[f.name] != getattr(cfg, f.name)
+    ]
+    return "resume: " + ", ".join(changes) if changes else None
 
 
 def type_name(value) -> str:

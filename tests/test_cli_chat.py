@@ -85,8 +85,11 @@ def test_train_with_lora_then_resume(algo, bpe_chat_policy, tmp_path, capsys):
     assert saved["algo"] == algo and saved["lora_rank"] == 4
 
     out = run_cli(["train", *common, "--steps", "2", "--resume"], capsys)
-    # a resumed run has no step-0 evaluation to compare with
-    assert out.splitlines()[-1].startswith("held-out success: ") and "->" not in out
+    # the settings that differ from the checkpoint's are said; a resumed run has no step-0
+    # evaluation to compare with
+    assert "resume: steps 1 -> 2" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("held-out success: ") and "->" not in last
     log = read_log(run / "metrics.jsonl")
     steps = [r for r in log if "algo" in r]
     assert [r["step"] for r in steps] == [1, 2]

@@ -73,6 +73,7 @@ class Config:
     # mini-batches (one optimizer step each) of this many prompts' whole trees, drawn at random:
     # verl's convention (the paper's "mini-batch 16" counts prompts), and the packed update
     # shares most within a tree; 0: mini-batches of minibatch_size sequences drawn at random
+    # (both count one process's rows: N data-parallel ranks update on N times as many)
     minibatch_prompts: int = 4
     minibatch_size: int = 64
     # sequences per forward/backward (gradient accumulation); 0: the whole mini-batch

@@ -129,8 +129,12 @@ print(f"vocabulary of {len(tokenizer)} tokens")
 #
 # One held-out problem and one seed, the same in notebooks 01 to 04. The rollout engine
 # generates a turn for the whole batch, runs every pending tool call, appends each output with
-# **action mask 0**, and repeats. We sample a group of `b_max = 3` trajectories: exactly
-# what ELPO's search samples first for this prompt (notebook 02 runs it with the same seed).
+# **action mask 0**, and repeats.
+#
+# ELPO's search (notebook 02) starts each prompt by sampling full trajectories until its
+# **failure buffer** holds `b_max` failures; `b_max` is the paper's B_max, 3 in its Table 2
+# (`Config().b_max`). We sample a group of `b_max` = 3 trajectories: exactly what ELPO samples
+# first for this prompt (notebook 02 runs the search with the same seed).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -148,6 +152,14 @@ for traj in group:
 # explains why the search picks it). Its step 3 raised (`26406+991)`), a slip the policy
 # recovered from in principle: 26406 is still in context. But at step 4 it wrote `26462`
 # instead of `26406`, and every later value inherits the error. The oracles agree:
+#
+# **How steps and turns are numbered.** Steps are numbered 1..K, as in the paper: step m is the
+# m-th tool call with its output, and prefix(m) ends after that output. In these notebooks'
+# text, renderings and figures, turns are numbered from 1 too: turn m makes the call of step m,
+# and turn K + 1 gives the answer. In code, `traj.turns` is a Python list and counts from 0:
+# turn m is `traj.turns[m - 1]`, so turn 4 below is `tau.turns[3]`. Exercise E1 counts turns
+# the code's way: its turn 0 is turn 1 here, and its turn m, the one right after the m-th tool
+# output, is turn m + 1 here.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -222,9 +234,9 @@ plt.show()
 #
 # ELPO reads the entropies turn by turn (§4.1). **H_root** is the mean entropy of the first
 # `entropy_window` = 32 tokens of turn 1, before any tool output; **H_step(τ, m)** the same
-# mean over the turn right after the m-th tool output. Their difference measures how much a
-# tool output unsettled the policy. The **entropy gap** of a trajectory is the mean of
-# H_step over its K steps minus H_root. By hand, for the worked example:
+# mean over the turn right after the m-th tool output, turn m + 1. Their difference measures
+# how much a tool output unsettled the policy. The **entropy gap** of a trajectory is the mean
+# of H_step over its K steps minus H_root. By hand, for the worked example:
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -46,6 +46,7 @@ hf_logging.disable_progress_bar()
 hf_logging.set_verbosity_error()
 
 # %%
+import math
 import random
 
 import matplotlib.pyplot as plt
@@ -258,18 +259,46 @@ print("oracle: fatal_step =", toy.fatal_step(problem, tau.tool_outputs), end=", 
 print("first_error_step =", toy.first_error_step(problem, tau.tool_outputs))
 
 # %% [markdown]
-# Every gap is within 0.1 nat of zero, so σ(5 · gap) is close to ½ and X_m rounds to 2 at
-# every anchor. The first probe, prefix(3), ends right after the call that raised; one of its
-# two continuations recovered, so the slip was not fatal and the search moved right. Both
+# The gaps H_step − H_root run from −0.105 to +0.024, and X_m is 2 at every anchor. How far
+# could a gap go before X_m changed? With X_min = 1, X_max = 3 and β = 5, Eq. 5 is
+# X_m = round(1 + 2 σ(5 · gap)), rounded half up, which is 2 for 1.5 ≤ 1 + 2σ < 2.5, that is
+# for ¼ ≤ σ(5 · gap) < ¾. Since σ(x) = ¾ at x = ln 3, that is −ln(3)/5 ≤ gap < ln(3)/5:
+# X_m stays 2 while |H_step − H_root| < 0.22, and every gap here is well inside.
+# `suffix_count` agrees on either side of both edges:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+edge = math.log(3) / cfg.beta
+print(f"ln(3) / beta = {edge:.4f}")
+for gap in (-edge - 1e-6, -edge + 1e-6, edge - 1e-6, edge + 1e-6):
+    x_m = suffix_count(gap, 0.0, cfg.x_min, cfg.x_max, cfg.beta)
+    print(f"H_step - H_root = {gap:+.6f} -> X_m = {x_m}")
+print(f"largest |H_step - H_root| of tau*: {max(abs(h - h_root) for h in h_steps):.3f}")
+
+# %% [markdown]
+# The first probe, prefix(3), ends right after the call that raised; one of its two
+# continuations recovered, so the slip was not fatal and the search moved right. Both
 # continuations from prefix(5) and from prefix(4) failed: t_crit = 4, the step that copied
 # 26462 instead of 26406, which is the oracle's fatal step. `first_error_step` would have
 # blamed step 3.
 #
-# The budget then paid for a second round: three more collections to refill the buffer, and a
-# second search with a single rollout left.
+# The search spent 6 rollouts, and the first collection 3, so 7 of N_total = 16 were left for a
+# second round. A round starts with **collecting**: sampling full trajectories until the
+# failure buffer holds `b_max` = 3 failures again. Each request for full trajectories asks for
+# as many as failures are still missing (at most the budget left), so a success costs a
+# request more. Here the buffer refilled in three requests, of 3, 2 and 1 trajectories, which
+# left a single rollout for the second search:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+full = [traj for traj in tree.trajectories if id(traj) not in tree.parents]
+second_round, failures, requests = full[cfg.b_max :], 0, []
+while failures < cfg.b_max and second_round:  # replay the collection's requests
+    n = cfg.b_max - failures
+    got, second_round = second_round[:n], second_round[n:]
+    requests.append(["success" if traj.success else "failure" for traj in got])
+    failures += sum(not traj.success for traj in got)
+print("second round, full trajectories per request:", requests)
 second_tau, second = tree.searches[1]
 print("second search: K =", second_tau.num_steps, "| probes:", second.probes, end=" ")
 print("| spent:", second.spent, "| t_crit =", second.t_crit)
@@ -349,11 +378,24 @@ print(f"t_crit = Monte-Carlo's first dead step: {report['agree_mc']:.0%} of them
 print(f"t_crit = oracle's fatal step: {report['agree_oracle']:.0%} of {report['oracle_searches']}")
 print(
     f"sibling sets ranked: {report['sibling_sets']}, pairwise accuracy of A_b: "
-    f"{report['pairwise_accuracy']:.2f} (chance 0.5), Kendall tau {report['kendall_tau']:.2f}"
+    f"{report['pairwise_accuracy']:.2f} (chance 0.5), Kendall tau-a {report['kendall_tau']:.2f}"
+)
+scaled = 2 * report["pairwise_accuracy"] - 1
+print(
+    f"2 * accuracy - 1 = {scaled:.2f}; tau-a / (2 * accuracy - 1) = "
+    f"{report['kendall_tau'] / scaled:.2f}, the share of sibling pairs whose rates differ"
 )
 print(f"Monte-Carlo rollouts spent for this report: {report['rollouts']}")
 
 # %% [markdown]
+# The two ranking scores count pairs differently. Pairwise accuracy counts only the sibling
+# pairs whose Monte-Carlo rates differ (a tie in A_b counting half), so
+# 2 · accuracy − 1 = (concordant − discordant) / (pairs whose rates differ). Kendall's τ here
+# is τ-a: the same numerator over **all** sibling pairs, a pair whose two rates are equal (both
+# prefixes dead, say) counting as neither concordant nor discordant. So τ-a is 2 · accuracy − 1
+# times the share of pairs whose rates differ, smaller whenever some rates tie, and the
+# second line recovers that share.
+#
 # These rates come from a handful of searches of four prompts, so one agreement more or less
 # moves them by 15 to 20 points: they show what to measure, not a precise figure. A probed
 # t_crit can miss for two reasons: a recoverable prefix whose few continuations all failed

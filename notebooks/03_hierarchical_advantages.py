@@ -116,7 +116,7 @@ for lam in lambdas:
 fig, ax = plt.subplots(figsize=(5, 3.2))
 for name, ys in curves.items():
     ax.plot(lambdas, ys, marker="o", label=name)
-ax.set(xlabel="λ_tree", ylabel="A_hier", title="λ=0: GRPO-style over the tree, λ=1: A_b only")
+ax.set(xlabel="λ_tree", ylabel="A_hier", title="λ=0: A_t only, λ=1: A_b only")
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()
@@ -124,10 +124,14 @@ plt.show()
 # %% [markdown]
 # Look at `s1`. It is a *sound* step: one of the three paths through it succeeded. Yet its
 # A_hier falls from −0.33 at λ = 0 to −1.0 at λ = 1, because A_b compares it only with its
-# sibling `u1`, which did better. The branch term sharpens credit at a branch point and, by the
-# same rule, punishes a sound prefix whose siblings happened to do better. Notebook 05
-# measures what this does to the ranking of sound against fatal steps over whole training
-# runs, where λ_tree = 0 on the same trees ranks best.
+# sibling `u1`, which did better. (λ = 0 leaves A_t alone: the z-score of the leaves' rewards
+# over *this tree's* trajectories, averaged below each node. That is GRPO's z-score only when
+# every leaf is an independent full trajectory; on BEL's tree, continuations share prefixes
+# and count as leaves, so it differs from GRPO on independent samples, as notebook 05 shows.)
+# The branch term sharpens credit at a branch point and, by the same rule, punishes a sound
+# prefix whose siblings happened to do better. Notebook 05 measures what this does to the
+# ranking of sound against fatal steps over whole training runs, where λ_tree = 0 on the same
+# trees ranks best.
 #
 # ## The worked example's tree
 #
@@ -223,10 +227,18 @@ for i, traj in enumerate(tree.trajectories):
         fontsize=8,
         color="tab:green" if traj.success else "tab:red",
     )
-row = rows[id(tau)]
-width = len(tau.turns) - result.t_crit + 0.8
-ax.add_patch(Rectangle((result.t_crit - 0.4, row - 0.4), width, 0.8, color="orange", alpha=0.3))
-ax.plot(result.t_crit, row, "x", color="red", ms=14, mew=3)
+# ELC (notebook 04) covers each searched failure from its t_crit on: τ* from turn 4, and the
+# second search's failure, whose t_crit = 1, from its first turn
+for traj in tree.trajectories:
+    if id(traj) in credited.elc_from:
+        first = credited.elc_from[id(traj)] + 1  # elc_from is a 0-based turn index
+        width = len(traj.turns) - first + 0.8
+        corner = (first - 0.4, rows[id(traj)] - 0.4)
+        ax.add_patch(Rectangle(corner, width, 0.8, color="orange", alpha=0.3, zorder=0))
+searched_rows = [rows[id(searched)] for searched, _ in tree.searches]
+for searched, res in tree.searches:
+    # a red ring around the node, drawn over it, so that its colour stays visible
+    ax.scatter(res.t_crit, rows[id(searched)], s=260, facecolors="none", edgecolors="red", lw=2)
 ax.set(
     xlabel="turn",
     ylabel="rollout, in sampling order",
@@ -235,11 +247,13 @@ ax.set(
 )
 ax.invert_yaxis()
 fig.colorbar(dots, ax=ax, label="A_hier of the turn", fraction=0.03)
+ring = plt.Line2D([], [], marker="o", ms=11, mfc="none", mec="red", mew=2, ls="")
+ring.set_label(f"t_crit of each search (rows {' and '.join(map(str, searched_rows))})")
 ax.legend(
     handles=[
-        plt.Line2D([], [], marker="x", color="red", ls="", mew=3, label="t_crit of τ* (row 0)"),
+        ring,
         plt.Line2D([], [], ls=":", color="grey", label="continuation from prefix(m)"),
-        Patch(color="orange", alpha=0.3, label="τ*'s turns from t_crit on (ELC, notebook 04)"),
+        Patch(color="orange", alpha=0.3, label="under ELC: from t_crit on (notebook 04)"),
     ],
     fontsize=8,
     loc="upper center",
@@ -314,6 +328,48 @@ plt.show()
 # and carries the same advantages there. From the anchor on the paths part: the continuation
 # from prefix(3) that succeeded is blue from turn 4 on, while τ*'s turn 4 is the reddest turn
 # of its row.
+#
+# ## How shared turns weigh in the loss
+#
+# The batch has one row per leaf, so a turn shared by k leaves is trained in k rows: τ*'s turns
+# 1-3, which all six continuations share, are in 7 of the 16 rows. In every one of those rows
+# the turn's tokens have the same context, the same token ids and the same A_hier, so they add
+# the same term to the loss k times. Eq. 1's `seq-mean-token-mean` (notebook 04) averages each
+# row over its n_r action tokens and then averages the B rows, so one token of row r weighs
+# 1 / (B · n_r), and a shared token weighs the sum of that over the rows that hold it. The
+# cell counts, for each turn of τ*, the rows that hold it and that summed weight, in units of
+# the weight 1 / (B · n_τ*) of a token trained in τ*'s row alone:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tokens = batch["action_mask"].sum(-1)  # [B] action tokens of each row
+holders = {}  # id(node) -> the rows whose path runs through it
+for row, traj in enumerate(tree.trajectories):
+    for n in credited.path[id(traj)]:
+        holders.setdefault(id(n), []).append(row)
+own = tokens[rows[id(tau)]]
+print("τ*'s turn   rows holding it   weight of one of its tokens, in units of 1 / (B n_τ*)")
+for turn, n in enumerate(credited.path[id(tau)], start=1):
+    weight = sum(own / tokens[r] for r in holders[id(n)])
+    print(f"{turn:9d} {len(holders[id(n)]):16d} {weight:20.2f}")
+
+# %% [markdown]
+# A prefix shared by k leaves thus weighs about k times as much as an unshared turn of the
+# same length (exactly k when the rows are equally long): τ*'s turns 1-3, in 7 rows, count 6.5
+# times (some of those rows are longer than τ*'s, so each of their tokens weighs a little
+# less), its turn 4 about 4.7 times (τ* and the four continuations from prefix(4) and
+# prefix(5)), its turn 5 three times, its last two turns once. Their A_hier is already a
+# summary of the leaves below (A_t of a node is the mean over its leaves, Eq. 9), and counting
+# it once per leaf makes the shared prefix pull as if each of those leaves had sampled it on
+# its own, which is what GRPO would see from independent samples. `token-mean` repeats shared
+# tokens the same way.
+#
+# The paper leaves this open. Eq. 1 is written for a group of independent trajectories; it does
+# not say whether a tree is trained as one sequence per leaf (as here, shared prefixes
+# repeated) or with each node's tokens once, nor whether a continuation's |τ_i| in the
+# per-trajectory mean counts the prefix it inherited. Training each node once would cut the
+# weight of early, shared turns against late, branch-specific ones by up to the k above; this
+# implementation keeps every row a normal sample (`elpo_min/advantages.py` says so).
 #
 # ## What to try next
 # * `Config(lambda_tree=0.0)` in `credit_tree`: every turn of a path now gets the mean A_t of

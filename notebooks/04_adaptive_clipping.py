@@ -47,11 +47,12 @@ from elpo_min import Config, clip_bounds, clipped_policy_loss
 from elpo_min.bel import build_trees
 from elpo_min.diagnostics import mean_ci
 from elpo_min.logprobs import token_logprobs
+from elpo_min.loss import aggregate
 from elpo_min.models import load_policy
 from elpo_min.rollout import RolloutEngine
 from elpo_min.tasks import data_dir, load_problems
 from elpo_min.tools import run_arith
-from elpo_min.train import BEL_ARGS, policy_update, training_batch
+from elpo_min.train import BEL_ARGS, credit_tree, policy_update, training_batch
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -139,8 +140,9 @@ print(
 #
 # ## The loss and its gradient, with and without ELC
 #
-# At the policy that sampled the batch every ratio is 1, inside both trust regions, so ELC
-# changes nothing: the loss and the gradient are the same with ε_elc = 0.115 and with 0.
+# At the policy that sampled the batch every ratio is 1 (the teacher-forced log-probs equal the
+# recorded ones up to float rounding), inside both trust regions, so ELC changes nothing: the
+# loss and the gradient are the same with ε_elc = 0.115 and with 0.
 
 
 # %%
@@ -168,11 +170,35 @@ def loss_and_gradient(policy, eps_elc, aggregation=cfg.aggregation):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-loss_elc, grad_elc, _, _ = loss_and_gradient(model, cfg.eps_elc)
+loss_elc, grad_elc, _, logp = loss_and_gradient(model, cfg.eps_elc)
 loss_plain, grad_plain, _, _ = loss_and_gradient(model, 0.0)
+ratio = (logp - batch["old_logp"]).exp()  # [B, T]
+action = batch["action_mask"] > 0
 print(f"gradient: {tuple(grad_elc.shape)}")
-print(f"loss with ELC {loss_elc:+.6f}, without {loss_plain:+.6f}")
+print("every action token's ratio within 1e-4 of 1:", bool((ratio[action] - 1).abs().max() < 1e-4))
+print(f"loss with ELC {loss_elc:+.5f}, without {loss_plain:+.5f}")
 print("gradients equal:", torch.equal(grad_elc, grad_plain))
+
+# %% [markdown]
+# Why is the loss not 0? At r = 1 the clipped objective min(r A, clip(r, ...) A) is A itself,
+# so the loss is minus Eq. 1's aggregate of the advantages: each row's mean A over its action
+# tokens, averaged over the rows. A_hier is normalized on the tree, not on this batch. A_t
+# z-scores the 16 leaves' rewards, so its mean over the leaves is 0; but a row's token mean
+# mixes the A_hier of all its turns, weighted by their lengths, and most turns are internal
+# nodes, whose A_t is the mean over their leaves and whose A_b, half of their A_hier, is a
+# z-score among siblings only. Nothing makes those row means average to 0. (GRPO's advantages,
+# one z-score per trajectory on all of its tokens, would aggregate to 0 up to rounding.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+mean_advantage = aggregate(batch["advantages"], batch["action_mask"], cfg.aggregation).item()
+print(f"-aggregate(A) = {-mean_advantage:+.5f}")
+print(
+    "the loss at ratio 1 equals -aggregate(A) within 1e-6:", abs(loss_elc + mean_advantage) < 1e-6
+)
+leaves = credit_tree(tree, cfg).root.leaves()
+leaf_mean = sum(leaf.a_traj for leaf in leaves) / len(leaves)
+print(f"mean A_t over the {len(leaves)} leaves is 0 within 1e-9:", abs(leaf_mean) < 1e-9)
 
 # %% [markdown]
 # ELC acts only once the ratio has moved, that is from the second update on the same batch
@@ -198,7 +224,7 @@ print(
     f"{int((bad & elc & (ratio < 0.685)).sum())}, in [0.685, 0.8) for "
     f"{int((bad & elc & between).sum())}"
 )
-print(f"loss with ELC {loss_elc:+.4f}, without {loss_plain:+.4f}")
+print(f"loss without ELC - loss with ELC = {loss_plain - loss_elc:+.4f}")
 print(
     f"clipped share of ELC tokens: with ELC {stats_elc['clip_frac_in_region']:.3f}, "
     f"without {stats_plain['clip_frac_in_region']:.3f}"
@@ -214,10 +240,10 @@ print(f"|grad with ELC - grad without| / |grad without| = {difference:.3f}")
 # The gradients now differ, and only through the error-suffix tokens with a negative
 # advantage whose ratio lies in [0.685, 0.8): without ELC they are clipped and contribute
 # nothing; with ELC they keep pushing their probability down. Tokens that fell below 0.685
-# are clipped either way (the loss still differs, since the clipped value is r's bound times
-# A, but their gradient is 0 in both), and every other token sees the same bounds. One
-# update of the tiny policy at this learning rate moves most ratios far, so the window holds
-# few tokens.
+# are clipped either way (the loss still differs, since a clipped token's value is its bound
+# times A, 0.685 A with ELC and 0.8 A without, but their gradient is 0 in both), and every
+# other token sees the same bounds. One update of the tiny policy at this learning rate moves
+# most ratios far, so the window holds few tokens.
 #
 # ## Two aggregations
 #
@@ -237,7 +263,7 @@ print(
 )
 for aggregation in ("seq-mean-token-mean", "token-mean"):
     loss, _, _, _ = loss_and_gradient(moved, cfg.eps_elc, aggregation)
-    print(f"{aggregation:20s} loss = {loss:+.4f}")
+    print(f"{aggregation:20s} loss = {loss:+.2f}")
 
 # %% [markdown]
 # The failures that took extra turns (retries) are the longest sequences, so `token-mean`
@@ -247,41 +273,74 @@ for aggregation in ("seq-mean-token-mean", "token-mean"):
 #
 # ## Four epochs on the batch, with and without ELC
 #
-# Finally the effect on what the policy learns from this batch: the same four epochs from the
-# sampling policy, once with ELC and once with ε_elc = 0, and the mean log-prob of the error
-# suffix's tokens with A < 0 before and after.
+# Finally the effect on what the policy learns from this batch: four epochs from the sampling
+# policy, once with ELC and once with ε_elc = 0, and the mean log-prob of the error suffix's
+# tokens with A < 0 before and after. The epochs run one `policy_update` at a time (the same
+# updates as `ppo_epochs=4`), so that we can count, before each, the error-suffix tokens with
+# A < 0 whose ratio lies in ELC's window [0.685, 0.8): the only tokens whose gradient ELC
+# changes in that update.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-suffix = (batch["elc_mask"] > 0) & (batch["advantages"] < 0)
+suffix = (batch["elc_mask"] > 0) & (batch["advantages"] < 0)  # [B, T]
+window = (1 - cfg.eps_low - cfg.eps_elc, 1 - cfg.eps_low)  # [0.685, 0.8)
 
 
-def suffix_logprob(policy):
+def suffix_logprobs(policy):
     with torch.no_grad():
         logp = token_logprobs(policy, batch["input_ids"], batch["attention_mask"])
-    return logp[suffix].mean().item()
+    return logp[suffix]  # [error-suffix tokens with A < 0]
 
 
-print(f"before: {suffix_logprob(model):.3f}")
+def in_window(policy):
+    ratio = (suffix_logprobs(policy) - batch["old_logp"][suffix]).exp()
+    return int(((ratio >= window[0]) & (ratio < window[1])).sum())
+
+
+before = suffix_logprobs(model).mean().item()
+print(
+    f"error-suffix tokens with A < 0: {int(suffix.sum())}; their mean log-prob before: {before:.2f}"
+)
+after = {}
 for name, eps_elc in (("with ELC (eps_elc = 0.115)", cfg.eps_elc), ("without (eps_elc = 0)", 0.0)):
     torch.manual_seed(0)
     trained = copy.deepcopy(model)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-3)
-    stats = policy_update(trained, optimizer, batch, Config(lr=1e-3, ppo_epochs=4, eps_elc=eps_elc))
+    counts, clipped = [], []
+    for _ in range(4):
+        counts.append(in_window(trained))
+        stats = policy_update(trained, optimizer, batch, Config(lr=1e-3, eps_elc=eps_elc))
+        clipped.append(stats["clip_frac_in_region"])
+    after[name] = suffix_logprobs(trained).mean().item()
     print(
-        f"{name:27s} after: {suffix_logprob(trained):.3f}, clipped share of ELC tokens "
-        f"{stats['clip_frac_in_region']:.3f}"
+        f"{name:27s} after: {after[name]:.1f}; in the window before each epoch: {counts}; "
+        f"clipped share of ELC tokens {sum(clipped) / 4:.3f}"
     )
+difference = abs(after["with ELC (eps_elc = 0.115)"] - after["without (eps_elc = 0)"])
+print("the two runs end within 0.01 nat of each other:", difference < 0.01)
 
 # %% [markdown]
-# Both runs push the error suffix's log-prob from −0.18 to about −2.3 and end within 0.01 of
-# each other. The shared parameters move all tokens together, and most of the push comes from
-# the advantages themselves, not from the few tokens whose clip ELC changes.
+# Both runs push the error suffix's log-prob from −0.18 to about −2.3, and ELC makes no
+# visible difference: they end within 0.01 nat of each other. On the CPUs tried, the run with
+# ELC even ends about 0.002 nat higher, the opposite of what ELC is for; but that is a
+# thousandth of the 2.1-nat push, and only about ten times what float rounding alone moves
+# these means between CPU kernels (their third decimal differs from one kernel to another,
+# which is why the cell prints one decimal and a tolerance). The counts say why ELC hardly
+# matters here. It changes the gradient only of the tokens in its window: 0, 2, 2 and 1 of the
+# 95 error-suffix tokens with A < 0 before the four epochs, 5 token-updates out of 380. At the
+# same parameters every other token's gradient term is the same with and without ELC, and the
+# shared parameters move all tokens together. Nor do a few changed token gradients steer the
+# mean in ELC's direction: AdamW scales every parameter's step by its own gradient history, so
+# changing some terms of the gradient reshapes the whole update, and its effect on any one
+# mean can go either way.
 #
 # Does that add up over training? The repository's ablation says no measurable difference on
 # this toy: the 6-seed runs of `benchmarks/sample_efficiency.py` (`--arms grpo elpo
-# elpo_lambda0 elpo_no_elc elpo_random_anchors --steps 15`, committed in
-# `benchmarks/results/efficiency5_rows.json`) end with ELPO and ELPO without ELC within noise:
+# elpo_lambda0 elpo_no_elc elpo_random_anchors --steps 15`, run on the rollout engine that
+# keeps its own KV cache, the fast decoder `make demo` uses, and committed in
+# `benchmarks/results/efficiency5_rows.json`; notebook 05, the README and
+# [docs/results.md](../docs/results.md) cite the same run) end with ELPO and ELPO without ELC
+# within noise:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -296,8 +355,9 @@ print(f"ELPO - ELPO without ELC, paired over {len(seeds)} seeds: {gap:+.1f} ± {
 
 # %% [markdown]
 # The interval includes zero. These runs make two updates per step (128 sequences in
-# mini-batches of 64), so few ratios leave the trust region (notebook 05 prints the clip
-# fractions of such runs), and ELC has few gradients to change.
+# mini-batches of 64), so few ratios leave the trust region (notebook 05's regime table prints
+# the clip fractions of runs that also make two updates per step: under 0.5% of tokens), and
+# ELC has few gradients to change.
 #
 # ## What to try next
 # * `Config(elc_scope="subtree")`: ELC also covers failed continuations below the critical node.

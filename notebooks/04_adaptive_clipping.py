@@ -46,6 +46,7 @@ import torch
 from elpo_min import Config, clip_bounds, clipped_policy_loss
 from elpo_min.bel import build_trees
 from elpo_min.diagnostics import mean_ci
+from elpo_min.fast_update import ChunkedLogProbs, PackedLogProbs, ancestor_mask, pack_rows
 from elpo_min.logprobs import token_logprobs
 from elpo_min.loss import aggregate
 from elpo_min.models import load_policy
@@ -271,6 +272,78 @@ for aggregation in ("seq-mean-token-mean", "token-mean"):
 # sequence with no action token at all (a prompt the model answered with nothing) adds 0 to
 # both and, in `seq-mean-token-mean`, is left out of the count of sequences.
 #
+# ## One row per leaf in the loss, each shared token once in the forward
+#
+# The batch has one row per leaf, and the rows repeat what they share: the prompt is in all 16
+# rows, τ*'s first three turns in 7 of them (notebook 03), each probed prefix(m) in every row
+# that continues it. The loss needs those rows, since each leaf has its own advantages and ELC
+# mask, and a shared token is counted once per leaf that holds it. The forward pass does not
+# need them: a token's log-prob depends only on the tokens before it, so each distinct
+# root-to-token path needs computing once. The trainer's update (`elpo_min.fast_update`) merges
+# the rows into a token tree, lays the tree out depth-first in one packed row, lets each token
+# attend to its ancestors only (in depth-first order, the ancestors of a token are the earlier
+# positions whose subtree still contains it), gives each token its depth as its position, so
+# that it sees exactly the context and the rotary positions it has in its own row, and hands
+# each distinct token's log-prob back to every row that holds it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+row_lengths = batch["attention_mask"].sum(-1)  # [B]
+packed = pack_rows(batch["input_ids"], row_lengths.tolist(), budget=10_000)
+print(f"tokens in the {len(row_lengths)} rows: {int(row_lengths.sum())}")
+print(f"distinct root-to-token paths: {packed.sizes[0]}, in {len(packed.sizes)} packed row")
+print(f"forwarded once each: {packed.sizes[0] / int(row_lengths.sum()):.2f} of the rows' tokens")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# how many rows hold each position of the packed row, drawn for every token of every row
+holders = torch.zeros(packed.sizes[0])  # [L]
+for b, n in enumerate(row_lengths.tolist()):
+    holders[packed.index[b, :n]] += 1
+shared = torch.full(batch["input_ids"].shape, float("nan"))  # [B, T]
+for b, n in enumerate(row_lengths.tolist()):
+    shared[b, :n] = holders[packed.index[b, :n]]
+allowed = ancestor_mask(packed.subtree_end)[0, 0, : packed.sizes[0], : packed.sizes[0]]  # [L, L]
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+image = axes[0].imshow(shared, aspect="auto", interpolation="nearest", cmap="viridis")
+axes[0].set(title="the 16 rows: how many rows hold each token", xlabel="position", ylabel="row")
+fig.colorbar(image, ax=axes[0])
+axes[1].imshow(allowed, cmap="Greys", interpolation="nearest")
+axes[1].set(
+    title="the packed row: who attends to whom",
+    xlabel="key position (depth-first)",
+    ylabel="query position",
+)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# On the left, the prompt and τ*'s first turns are held by many rows; on the right, each query
+# sees a staircase of its own ancestors: the shared trunk at the start, then only its own
+# branch, never a sibling's. The packed update gives the loss the same numbers as the rows, so
+# one update on this batch through each path takes the same step (as `make test` checks in
+# float64 to 1e-10 on many kinds of tree):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+runs = {}
+for name, forward in (("one row per leaf", ChunkedLogProbs), ("packed", PackedLogProbs)):
+    torch.manual_seed(0)
+    stepped = copy.deepcopy(model)
+    optimizer = torch.optim.AdamW(stepped.parameters(), lr=1e-3)
+    runs[name] = policy_update(forward(stepped), optimizer, batch, Config(lr=1e-3))
+per_leaf, packed_run = runs.values()
+print(f"loss at ratio 1, both: {per_leaf['loss']:+.5f} and {packed_run['loss']:+.5f}")
+same = all(abs(per_leaf[k] - packed_run[k]) <= 1e-5 * max(1.0, abs(per_leaf[k])) for k in per_leaf)
+print("loss, gradient norm and every statistic equal within 1e-5:", same)
+
+# %% [markdown]
+# What the paper leaves open is only how much a shared token should weigh in the loss (here,
+# once per leaf, as the rows say; notebook 03); how the forward is computed changes nothing the
+# update sees. On the demo's trees the packed update forwards about 0.4 of the rows' tokens and
+# takes about half the time (`benchmarks/packed_update.py`, in
+# [docs/results.md](../docs/results.md)).
+#
 # ## Four epochs on the batch, with and without ELC
 #
 # Finally the effect on what the policy learns from this batch: four epochs from the sampling
@@ -362,4 +435,5 @@ print(f"ELPO - ELPO without ELC, paired over {len(seeds)} seeds: {gap:+.1f} ± {
 # ## What to try next
 # * `Config(elc_scope="subtree")`: ELC also covers failed continuations below the critical node.
 # * `Config(elc_unprobed=False)`: leave failures that got no probe alone.
-# * A smaller `minibatch_size` or more `ppo_epochs`: more off-policy updates, more clipping.
+# * A smaller `minibatch_prompts` (or `minibatch_prompts=0` and a smaller `minibatch_size`), or
+#   more `ppo_epochs`: more off-policy updates, more clipping.

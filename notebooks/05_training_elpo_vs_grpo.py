@@ -155,7 +155,7 @@ for record in read_log(results["elpo"]["log"]):
 # Every clip fraction is 0: with one update per step the ratio never leaves 1, so clipping,
 # and with it ELC, has nothing to do in these short runs. It needs a second update on the
 # same rollouts (another mini-batch or epoch); the default settings (8 prompts × 16 rollouts
-# in mini-batches of 64) make two per step. ELC's mask still covers tokens in these runs (the
+# in mini-batches of 4 prompts' trees) make two per step. ELC's mask still covers tokens in these runs (the
 # next section plots how many); it just never binds.
 #
 # ## Where the credit goes

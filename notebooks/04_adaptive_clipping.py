@@ -112,7 +112,8 @@ torch.manual_seed(SEED)
 tree = build_trees(engine, [problem], **{name: getattr(cfg, name) for name in BEL_ARGS})[0]
 batch, info = training_batch([tree], cfg, tokenizer.pad_token_id)
 for name, tensor in batch.items():
-    print(f"{name:15s} {tuple(tensor.shape)}  [B sequences, T tokens]")
+    dims = "[B sequences, T tokens]" if tensor.dim() == 2 else "[B sequences]: each row's prompt"
+    print(f"{name:15s} {tuple(tensor.shape)}  {dims}")
 
 # %%
 # NBVAL_CHECK_OUTPUT

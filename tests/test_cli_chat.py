@@ -122,8 +122,9 @@ def smollm2_installed() -> bool:
 )
 def test_smollm2_eval_on_four_word_problems(capsys):
     argv = ["eval", "--model", "smollm2-135m", "--task", "gsm", "--problems", "4", "--k", "1"]
+    # a turn of 128 tokens holds a short fenced block; two turns keep the test near a minute
     out = run_cli(
-        argv + ["--max_new_tokens", "256", "--max_turns", "3", "--progress", "false"], capsys
+        argv + ["--max_new_tokens", "128", "--max_turns", "2", "--progress", "false"], capsys
     )
     assert "held-out problems: 4 x 1 samples  (task: gsm, policy: smollm2-135m" in out
     assert "format: fenced (chat template)" in out

@@ -184,7 +184,7 @@ assert passed
 # %% [markdown]
 # ## To think about
 #
-# * On the tiny policy (notebook 02) every entropy gap was within 0.1 nat of zero, so X_m was 2
-#   at every anchor. What would make Eq. 4 and Eq. 5 matter more?
+# * On the tiny policy (notebook 02) every gap H_step − H_root was small (the largest −0.105
+#   nat, well inside the ±0.22 nat where X_m stays 2), so X_m was 2 at every anchor. What would make Eq. 4 and Eq. 5 matter more?
 # * The check's X_m cases include β = 50. What does a large β turn Eq. 5 into, and what would
 #   you lose by using it?

@@ -63,13 +63,14 @@
 # * $H_{step}(m)$: the same over the turn right after the m-th tool output
 # * gap = mean of $H_{step}$ − $H_{root}$: how much the tool outputs unsettled the policy
 #
-# On the tiny policy every gap is within 0.1 nat of zero (notebook 02).
+# On the tiny policy every gap is small: X_m stays 2 while |H_step − H_root| < ln 3 / 5 ≈ 0.22
+# (notebook 02).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## In the lab
 #
 # 1. notebook 01: rollouts, the sandbox, the worked example as tensors (30 min)
-# 2. notebook 02: the search on a simulated policy, X_m (40 min)
+# 2. notebook 02: the search on a simulated policy, X_m (45 min)
 # 3. **E1** ★: entropy, the gap, τ*, X_m (40 min)
 #
 # Question to carry: *if only turn 4 was fatal, which of the seven turns should the gradient push down?*

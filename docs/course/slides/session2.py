@@ -69,4 +69,6 @@
 # 1. **E2** ★★: Algorithm 1 from its description, edge cases and all (35 min)
 # 2. **E6** ★★: a BEL that passes its tests and has three bugs; find, explain, fix (65 min)
 #
+# Homework: notebook 03, credit on the tree (45 min).
+#
 # Discussion: questions 2-4 (two ways to be wrong; a failure Eq. 4 never searches; non-monotone recoverability).

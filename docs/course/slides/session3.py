@@ -55,7 +55,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## In the lab, and after
 #
-# 1. notebook 03 (40 min)
+# 1. notebook 03's questions, discussed (20 min; the notebook was homework)
 # 2. **E3** ★★: node values, A_b, A_t, A_hier, checked at λ_tree 0, 0.25, 0.5, 0.8, 1 (80 min)
 #
 # Homework: **E8** ★★, the derivation: what a z-score forgets under r → a r + b, and what ε is for (55 min)

@@ -53,7 +53,7 @@
 # ## In the lab, and after
 #
 # 1. E8's answers, discussed (20 min)
-# 2. notebook 04 (35 min)
+# 2. notebook 04 (50 min)
 # 3. **E4** ★★: the ELC mask on the worked τ* (40 tokens), Eq. 11, the loss (40 min)
 #
 # Homework: **E7** ★★★, three bugs in the function that writes A_hier and ELC into training rows (75 min)

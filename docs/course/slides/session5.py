@@ -55,7 +55,10 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## In the lab
 #
-# 1. notebook 05 (55 min)
-# 2. **E5** ★★★: your E3 and E4 functions in one ELPO step; two trees where λ_tree = 0.5 helps and hurts (60 min)
+# 1. E7's bugs, discussed (20 min)
+# 2. notebook 05 (65 min)
+# 3. **E5** ★★★, begun: your E3 and E4 functions in one ELPO step; two trees where λ_tree = 0.5 helps and hurts (60 min, 35 of them in class)
+#
+# Homework: the rest of E5 (25 min).
 #
 # Discussion: questions 7 and 8 (when is a continuation worth more than a sample; toy against paper).

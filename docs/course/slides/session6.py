@@ -45,7 +45,8 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## In the lab, and after
 #
-# 1. notebook 06, the CPU walk-through (25 min)
-# 2. **E9** ★★★, parts 1-2: the measurement and the full-size run (65 min)
+# 1. E5, discussed (15 min)
+# 2. notebook 06, the CPU walk-through (30 min)
+# 3. **E9** ★★★, parts 1-2: the measurement and the full-size run (65 min)
 #
 # Homework: E9's write-up (35 min). Projects: a regime where ELPO wins, λ_tree on a validation split, non-monotone recoverability, a real model.

@@ -127,3 +127,24 @@ def bpe_chat_policy(tmp_path_factory):
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return model.eval(), tok, folder
+
+
+@pytest.fixture(autouse=True)
+def interrupts_left_as_found():
+    """Each test leaves Ctrl-C as it found it: the handler, and whether the signal is blocked.
+
+    A test that left SIGINT ignored or swallowed would make every later interrupt test of the
+    same worker process pass or hang for reasons of its own; this names the test that did it.
+    """
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    now = signal.getsignal(signal.SIGINT)
+    now_blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if now is not handler or now_blocked != blocked:
+        signal.signal(signal.SIGINT, handler)
+        if now_blocked and not blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        pytest.fail(f"the test left SIGINT changed: handler {now!r}, blocked {now_blocked}")

@@ -77,6 +77,17 @@ def straight(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt here and in the processes these tests start, as in a
+    terminal. A shell without job control starts background commands with SIGINT ignored, and
+    Python then installs no handler for it: the interrupt tests would test that shell. (A child
+    process starts with the default action again, since a handler does not survive exec.)"""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def policy():
     model, tokenizer = load_policy()

@@ -637,3 +637,19 @@ def test_settings_changed_on_resume_are_said_in_one_line(policy, tmp_path, monke
     assert out.splitlines()[0] == "resume: prompts_per_step 2 -> 4, lr 0.0001 -> 3e-05", out
     # the run goes on where its checkpoint is, though it was saved as "elsewhere"
     assert seen[0].prompts_per_step == 4 and seen[0].out_dir == str(tmp_path)
+
+
+def test_read_log_leaves_out_a_line_being_written_and_names_a_broken_one(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    # a run still training: its last record is half written, with no newline yet
+    log.write_text('{"step": 0}\n{"step": 1}\n{"step": 2, "lo')
+    with pytest.warns(UserWarning, match="last line"):
+        assert read_log(log) == [{"step": 0}, {"step": 1}]
+    # a broken line that is not the one being written is an error naming it
+    log.write_text('{"step": 0}\n{"step": 1, "lo\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="line 2 of .*--resume"):
+        read_log(log)
+    # a whole last line (with its newline) that is not JSON is not mid-write either
+    log.write_text('{"step": 0}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2 of"):
+        read_log(log)

@@ -8,12 +8,37 @@ works under any backend, and returned so that a notebook can show them.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a ``metrics.jsonl``, in order.
+
+    A run that is still training may be halfway through writing its last line, and a run killed
+    mid-write leaves that line torn: a last line without its newline that is not yet JSON is left
+    out, with a warning. Any other line that is not JSON is an error naming the line.
+    """
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            # only the last line can be mid-write; it has no newline after it yet
+            if number == len(lines) and not text.endswith("\n"):
+                warnings.warn(
+                    f"{path}: left out its last line, not yet a whole record", stacklevel=2
+                )
+                continue
+            raise ValueError(
+                f"line {number} of {path} is not a JSON record; `--resume` drops such lines, or "
+                "delete it by hand"
+            ) from None
+    return records
 
 
 def plot_learning_curve(

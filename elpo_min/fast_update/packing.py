@@ -108,31 +108,33 @@ class Trie:
         return position, end
 
 
-def group_leaves(rows: list[list[int]], budget: int) -> list[list[int]]:
+def group_leaves(rows: list[list[int]], budget: int) -> tuple[list[Trie], list[int], list]:
     """Which leaves share a packed row: whole subtrees of their trie wherever they fit.
 
     Subtrees are visited depth-first. One that fits beside what the current row holds joins it;
     one that fits an empty row starts the next row; a larger one is opened, and its children are
     placed in turn. So a split repeats only the path above the node where it happens, the
     prompt for a tree split between its first turns, prefix(m) for one split below a probe.
+
+    Returns:
+        each packed row's trie, the packed row of each leaf, and the node in that row's trie of
+        each of the leaf's tokens.
     """
     trie = Trie()
     ending = {}
     for b, row in enumerate(rows):
         ending.setdefault(trie.insert(row)[-1], []).append(b)
     size = trie.sizes()
-    groups, current = [[]], Trie()
+    tries, leaf_row, leaf_path = [Trie()], [0] * len(rows), [[] for _ in rows]
 
     def add(leaves: list[int]) -> None:
         for b in leaves:
-            current.insert(rows[b])
-        groups[-1].extend(leaves)
+            leaf_row[b] = len(tries) - 1
+            leaf_path[b] = tries[-1].insert(rows[b])
 
     def new_row() -> None:
-        nonlocal current
-        if groups[-1]:
-            groups.append([])
-            current = Trie()
+        if len(tries[-1]):
+            tries.append(Trie())
 
     def below(node: int) -> list[int]:
         """The leaves in ``node``'s subtree."""
@@ -148,6 +150,7 @@ def group_leaves(rows: list[list[int]], budget: int) -> list[list[int]]:
         node, path = stack.pop()
         # the subtree, and the path above it unless the row already holds that path
         above = len(path) - 1
+        current = tries[-1]
         beside = size[node] + above - current.shared(path[:-1])
         if len(current) + beside <= budget:
             add(below(node))
@@ -156,12 +159,12 @@ def group_leaves(rows: list[list[int]], budget: int) -> list[list[int]]:
             add(below(node))
         else:
             for b in ending.get(node, []):
-                if len(current) + len(rows[b]) - current.shared(rows[b]) > budget:
+                if len(tries[-1]) + len(rows[b]) - tries[-1].shared(rows[b]) > budget:
                     new_row()
                 add([b])
             children = trie.children[node].values()
             stack.extend((child, path + [trie.token[child]]) for child in reversed(children))
-    return groups
+    return tries, leaf_row, leaf_path
 
 
 def pack_rows(input_ids: torch.Tensor, lengths: list[int], budget: int) -> PackedRows:
@@ -173,34 +176,31 @@ def pack_rows(input_ids: torch.Tensor, lengths: list[int], budget: int) -> Packe
         budget: the longest packed row, in tokens (a longer leaf gets a row of its own).
     """
     rows = [ids[:n] for ids, n in zip(input_ids.tolist(), lengths)]
-    tries, leaf_trie, leaf_path = [], [0] * len(rows), [None] * len(rows)
-    for p, group in enumerate(group_leaves(rows, budget)):
-        trie = Trie()
-        for b in group:
-            leaf_trie[b] = p
-            leaf_path[b] = trie.insert(rows[b])
-        tries.append(trie)
+    tries, leaf_row, leaf_path = group_leaves(rows, budget)
     width = max(len(trie) for trie in tries)
     shape = (len(tries), width)
     packed_ids = torch.zeros(shape, dtype=torch.long)  # [P, L]
     depth = torch.zeros(shape, dtype=torch.long)  # [P, L]
     # beyond a row's tokens, every position is its own subtree
     end = torch.arange(1, width + 1).repeat(len(tries), 1)  # [P, L]
-    index = torch.zeros(input_ids.shape, dtype=torch.long)  # [B, T]
+    positions = []
     for p, trie in enumerate(tries):
         position, subtree_end = trie.layout()
         at = torch.tensor(position, dtype=torch.long)  # [n]
         packed_ids[p, at] = torch.tensor(trie.token)
         depth[p, at] = torch.tensor(trie.depth)
         end[p, at] = torch.tensor(subtree_end)
-        for b in (b for b in range(len(rows)) if leaf_trie[b] == p):
-            index[b, : lengths[b]] = at[leaf_path[b]]
+        positions.append(at)
+    index = torch.zeros(input_ids.shape, dtype=torch.long)  # [B, T]
+    for b, (p, path) in enumerate(zip(leaf_row, leaf_path)):
+        # where each token of leaf b stands in its packed row
+        index[b, : lengths[b]] = positions[p][path]
     device = input_ids.device
     return PackedRows(
         packed_ids.to(device),
         depth.to(device),
         end.to(device),
-        torch.tensor(leaf_trie, dtype=torch.long, device=device),
+        torch.tensor(leaf_row, dtype=torch.long, device=device),
         index.to(device),
         [len(trie) for trie in tries],
     )

@@ -34,6 +34,7 @@ Results go to ``benchmarks/results/gpu_check_<device>.json`` (``--out`` to chang
 """
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -44,7 +45,7 @@ import torch
 
 from elpo_min.config import Config
 from elpo_min.fast_decoder import FastDecoder
-from elpo_min.fast_update import ChunkedLogProbs, chunked_token_logprobs
+from elpo_min.fast_update import chunked_token_logprobs
 from elpo_min.launch import load_config
 from elpo_min.launch.build import enable_gradient_checkpointing, training_forward
 from elpo_min.models.loading import disable_avx512bf16
@@ -217,9 +218,7 @@ def packed_rows(shape: str, dtype, device: str, prompts: int, lengths: dict | No
     one ``policy_update`` with mini-batches of one prompt's tree (the recipes' setting)."""
     import copy
 
-    from packed_update import CHAT_LENGTHS, bel_shaped_trees
-
-    from elpo_min.fast_update import PackedLogProbs
+    from packed_update import CHAT_LENGTHS, FORWARDS, bel_shaped_trees, token_counts
 
     torch.manual_seed(0)
     vocab = SHAPES[shape]["vocab_size"]
@@ -227,8 +226,11 @@ def packed_rows(shape: str, dtype, device: str, prompts: int, lengths: dict | No
     cfg = Config(minibatch_prompts=1, micro_batch_tokens=8192, pack_tokens=4096)
     batch, _ = training_batch(trees, cfg, 0, device)
     base = random_model(shape, dtype, device)
+    tokens = token_counts(batch, cfg)
     rows = []
-    for name, forward in (("per-leaf", ChunkedLogProbs), ("packed", PackedLogProbs)):
+    for name, logprobs in FORWARDS.items():
+        # the forward the trainer builds from this config (its chunk and row budget)
+        forward = training_forward(dataclasses.replace(cfg, logprobs=logprobs))
         model = copy.deepcopy(base)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-5)
@@ -239,9 +241,8 @@ def packed_rows(shape: str, dtype, device: str, prompts: int, lengths: dict | No
         step = partial(policy_update, forward(model), optimizer, batch, cfg)
         seconds = timed(step, device)
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
-        tokens = int(batch["attention_mask"].sum())
         rows.append({"update": name, "shape": shape, "sequences": len(batch["input_ids"])})
-        rows[-1].update({"tokens": tokens, "peak_gib": peak, "update_s": seconds})
+        rows[-1].update({"tokens": tokens[name], "peak_gib": peak, "update_s": seconds})
         print(rows[-1], flush=True)
         del model, optimizer, step
     return rows

@@ -27,6 +27,7 @@ the growth of its peak resident memory during the update). The last two lines ar
 """
 
 import argparse
+import dataclasses
 import json
 import platform
 import random
@@ -41,11 +42,13 @@ import torch
 
 from elpo_min.bel import build_trees
 from elpo_min.config import Config
-from elpo_min.fast_update import ChunkedLogProbs, PackedLogProbs, pack_rows
+from elpo_min.fast_update import pack_rows
+from elpo_min.launch.build import training_forward
 from elpo_min.train import BEL_ARGS, minibatches, policy_update, training_batch
 from elpo_min.trajectory import Trajectory, Turn
 
-FORWARDS = {"per-leaf": ChunkedLogProbs, "packed": PackedLogProbs}
+# the two training forwards, by the config value that selects them
+FORWARDS = {"per-leaf": "chunked", "packed": "packed"}
 # the lengths of a fenced-TIR trajectory on a GSM8K-style problem, in tokens (low, high)
 CHAT_LENGTHS = {"prompt": (130, 200), "turn": (40, 120), "output": (8, 20), "answer": (20, 50)}
 
@@ -156,9 +159,9 @@ def one_update(model, batch: dict, cfg: Config, forward: str) -> float:
     params = [p for p in model.parameters() if p.requires_grad]
     torch.manual_seed(0)
     start = time.perf_counter()
-    policy_update(
-        FORWARDS[forward](model, cfg.logprob_chunk), torch.optim.AdamW(params), batch, cfg
-    )
+    # the forward the trainer builds from the setting's config (its chunk and row budget)
+    step_forward = training_forward(dataclasses.replace(cfg, logprobs=FORWARDS[forward]))(model)
+    policy_update(step_forward, torch.optim.AdamW(params), batch, cfg)
     return time.perf_counter() - start
 
 

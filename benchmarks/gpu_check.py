@@ -223,7 +223,7 @@ def packed_rows(shape: str, dtype, device: str, prompts: int, lengths: dict | No
     torch.manual_seed(0)
     vocab = SHAPES[shape]["vocab_size"]
     trees = bel_shaped_trees(vocab, prompts, lengths or CHAT_LENGTHS)
-    cfg = Config(minibatch_prompts=1, micro_batch_tokens=8192, pack_tokens=4096)
+    cfg = Config(minibatch_prompts=1, micro_batch_tokens=8192, pack_tokens=2048)
     batch, _ = training_batch(trees, cfg, 0, device)
     base = random_model(shape, dtype, device)
     tokens = token_counts(batch, cfg)

@@ -23,7 +23,7 @@ chat model's: one run each; one thread), and its peak memory (each update in a f
 the growth of its peak resident memory during the update). The last two lines are the demo's
 ``token ratio`` (distinct / per-leaf tokens) and ``time ratio`` (packed / per-leaf time).
 
-    python benchmarks/packed_update.py          # about 6 minutes on 2 CPU cores
+    python benchmarks/packed_update.py          # about 4 minutes on 2 CPU cores
 """
 
 import argparse
@@ -165,14 +165,14 @@ def one_update(model, batch: dict, cfg: Config, forward: str) -> float:
     return time.perf_counter() - start
 
 
-def peak_memory_mb(setting: str, forward: str, saved: Path, layers: int) -> float:
+def peak_memory_mb(setting: str, forward: str, saved: Path, layers: int, rows: int) -> float:
     """The update's peak resident memory above what the process held before it, measured in a
     fresh process: the kernel's peak (VmHWM) is reset to the current size (``clear_refs``)
     right before the update, so the setup's own peak does not count."""
     code = (
         "import sys, torch; sys.path.insert(0, 'benchmarks');"
         "import packed_update as p; torch.set_num_threads(1);"
-        f"model, batch, cfg = p.setting({setting!r}, {str(saved)!r}, {layers});"
+        f"model, batch, cfg = p.setting({setting!r}, {str(saved)!r}, {layers}, {rows});"
         "status = lambda: open('/proc/self/status').read().split('\\n');"
         "rss = lambda key: int(next(x for x in status() if x.startswith(key)).split()[1]);"
         "open('/proc/self/clear_refs', 'w').write('5');"
@@ -187,12 +187,15 @@ def peak_memory_mb(setting: str, forward: str, saved: Path, layers: int) -> floa
     return float(done.stdout.split()[-1])
 
 
-def setting(name: str, saved: str, layers: int = 4):
-    """``(model, batch, cfg)`` of a setting; its batch is built once and saved to ``saved``."""
+def setting(name: str, saved: str, layers: int = 4, rows: int = 0):
+    """``(model, batch, cfg)`` of a setting; its batch is built once and saved to ``saved``.
+    ``rows``: the demo's longest packed row, in tokens (0: the config's)."""
     from elpo_min.models import load_policy
 
     # the demo's config; the chat model's mini-batches are one prompt's tree, as the recipes'
     cfg = Config() if name == "demo" else Config(minibatch_prompts=1, pack_tokens=2048)
+    if name == "demo" and rows:
+        cfg = dataclasses.replace(cfg, pack_tokens=rows)
     if name == "demo":
         model, tok = load_policy()
     else:
@@ -233,8 +236,8 @@ def setting(name: str, saved: str, layers: int = 4):
     return model, torch.load(saved), cfg
 
 
-def measure(name: str, saved: Path, layers: int, repeats: int) -> dict:
-    model, batch, cfg = setting(name, str(saved), layers)
+def measure(name: str, saved: Path, layers: int, repeats: int, rows: int) -> dict:
+    model, batch, cfg = setting(name, str(saved), layers, rows)
     seconds = {forward: [] for forward in FORWARDS}
     # the chat model's update takes a minute: once each
     for _ in range(repeats if name == "demo" else 1):
@@ -246,7 +249,8 @@ def measure(name: str, saved: Path, layers: int, repeats: int) -> dict:
         "sequences": len(batch["input_ids"]),
         "tokens": token_counts(batch, cfg),
         "update_s": {f: statistics.median(s) for f, s in seconds.items()},
-        "peak_mb": {f: peak_memory_mb(name, f, saved, layers) for f in FORWARDS},
+        "pack_tokens": cfg.pack_tokens,
+        "peak_mb": {f: peak_memory_mb(name, f, saved, layers, rows) for f in FORWARDS},
     }
     print(row, flush=True)
     return row
@@ -259,13 +263,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--layers", type=int, default=4, help="of the 135M shape's 30")
     ap.add_argument("--settings", default="demo,chat")
+    ap.add_argument("--demo-rows", type=int, default=0, help="the demo's row budget (0: 768)")
     ap.add_argument("--out", default="benchmarks/results/packed_update_cpu.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings.split(","):
-            rows.append(measure(name, Path(tmp) / f"{name}.pt", args.layers, args.repeats))
+            saved = Path(tmp) / f"{name}.pt"
+            rows.append(measure(name, saved, args.layers, args.repeats, args.demo_rows))
     result = {
         "machine": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

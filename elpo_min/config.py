@@ -85,7 +85,8 @@ class Config:
     # "chunked" (the memory-saving head on per-leaf rows) or "plain" (elpo_min.logprobs, the
     # textbook full-vocabulary pass on per-leaf rows); all three compute the same numbers
     logprobs: str = "packed"
-    # tokens per output-head chunk of "chunked" (each recomputed in backward)
+    # tokens per chunk of the memory-saving output head ("packed", "chunked"), each recomputed
+    # in backward
     logprob_chunk: int = 256
     # the longest packed row of "packed", in tokens: attention over a row costs its length
     # squared, so on CPU rows about as long as one of the demo's trees (docs/results.md)

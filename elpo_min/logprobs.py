@@ -7,8 +7,9 @@ vocabulary, score the token at t + 1. That is what :func:`token_logprobs` does, 
 learner should read.
 
 It keeps a [B, T, V] tensor alive for backward, which a real vocabulary makes gigabytes. So by
-default the trainer computes the same numbers through the engine room's memory-saving head
-(:mod:`elpo_min.fast_update`), which ``tests/test_fast_update.py`` holds to this function:
+default the trainer computes the same numbers through the engine room (:mod:`elpo_min.fast_update`:
+each tree's shared tokens forwarded once, scored by a memory-saving head), which
+``tests/test_fast_update.py`` and ``tests/test_packed_update.py`` hold to this function:
 log-probs and gradients equal in float64.
 """
 
@@ -64,7 +65,7 @@ def token_logprobs(
 class LogProbs(torch.nn.Module):
     """The training forward as one module call (so that DDP's hooks see it): the log-probs of
     the action tokens, the textbook way. The trainer's default is its engine-room subclass
-    :class:`elpo_min.fast_update.ChunkedLogProbs`."""
+    :class:`elpo_min.fast_update.PackedLogProbs` (``Config.logprobs``)."""
 
     def __init__(self, model):
         super().__init__()

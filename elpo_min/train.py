@@ -294,7 +294,8 @@ class Run:
     # (elpo_min.checkpoints.Session)
     session: Callable
     runtime: Runtime = field(default_factory=Runtime)
-    # model -> the training forward: the textbook LogProbs, or the engine room's (the default)
+    # model -> the training forward: the textbook LogProbs, or the engine room's
+    # (elpo_min.launch builds the one Config.logprobs names)
     logprobs: Callable[[Any], LogProbs] = LogProbs
     # extra per-step diagnostics (the toy's oracle metrics), see training_batch
     step_metrics: Callable | None = None

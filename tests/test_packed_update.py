@@ -10,6 +10,7 @@ sides of the clip bind; advantages vary along rows and differ between leaves tha
 
 import copy
 import random
+import warnings
 
 import pytest
 import torch
@@ -257,3 +258,30 @@ def test_a_tree_larger_than_the_budget_is_split_below_its_shared_prefix():
     # the prompt and two branches fill the first row; the third repeats only the prompt
     assert sorted(packed.sizes) == [15, 25, 30]
     assert packed.row[0] == packed.row[1] != packed.row[2] != packed.row[3]
+
+
+def test_where_packing_does_not_apply_it_warns_once_and_computes_the_per_leaf_rows(sampled):
+    tok, bel, _ = sampled
+    batch, _ = training_batch(bel[:1], Config(), tok.pad_token_id)
+    args = (batch["input_ids"], batch["attention_mask"], batch["action_mask"])
+    biased = policy(tok, torch.float64, lora=False)
+    head = biased.get_output_embeddings()
+    head.bias = torch.nn.Parameter(torch.linspace(-1, 1, head.out_features, dtype=torch.float64))
+    with pytest.warns(UserWarning, match="packed update off: its output head has a bias"):
+        forward = PackedLogProbs(biased)
+    # the memory-saving head cannot take a bias: the textbook pass, bias included
+    expected = token_logprobs(biased, *args[:2]) * (args[2] != 0)
+    expected[:, 0] = 0
+    assert torch.allclose(forward(*args), expected, atol=1e-10)
+    flash = policy(tok, torch.float64, lora=False)
+    flash.config._attn_implementation = "flash_attention_2"
+    with pytest.warns(UserWarning, match=r"its attention \(flash_attention_2\) ignores"):
+        forward = PackedLogProbs(flash)
+    assert forward.reason and not forward.biased
+    # no wanted token: zeros of the log-probs' dtype, from either path
+    none = torch.zeros_like(args[2])
+    for model in (policy(tok, torch.float64, lora=False), biased):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = PackedLogProbs(model)(*args[:2], none)
+        assert got.dtype == torch.float64 and not got.any()

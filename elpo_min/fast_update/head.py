@@ -1,4 +1,4 @@
-"""The memory-saving output head: the trainer's default way to teacher-force log-probs.
+"""The memory-saving output head, through which the training forwards score tokens.
 
 The textbook computation (:func:`elpo_min.logprobs.token_logprobs`) materializes the logits of
 every position over the whole vocabulary: for 8 sequences of 1k tokens over a 150k vocabulary
@@ -56,9 +56,24 @@ class HeadLogprobs(torch.autograd.Function):
 def output_head(model):
     """The model's output layer, which must have no bias (as in Qwen and Llama)."""
     head = model.get_output_embeddings()
-    if getattr(head, "bias", None) is not None:
+    if has_bias(head):
         raise ValueError("the chunked head needs an output layer without bias (as in Qwen, Llama)")
     return head
+
+
+def has_bias(head) -> bool:
+    return getattr(head, "bias", None) is not None
+
+
+def wanted_positions(input_ids: torch.Tensor, target_mask: torch.Tensor | None):
+    """(rows, cols) of the tokens to score: those of ``target_mask`` (every token for None),
+    never position 0, which has no prefix to score it from. The caller's mask is not changed."""
+    wanted = (
+        torch.ones_like(input_ids, dtype=torch.bool) if target_mask is None else target_mask != 0
+    )
+    # `&` makes a new tensor, so clearing position 0 leaves the caller's mask alone
+    wanted = wanted & (torch.arange(input_ids.shape[1], device=input_ids.device) > 0)  # [B, T]
+    return wanted.nonzero(as_tuple=True)  # N wanted tokens
 
 
 def head_logprobs(head, states, targets, temperature: float, chunk: int) -> torch.Tensor:
@@ -72,6 +87,8 @@ def head_logprobs(head, states, targets, temperature: float, chunk: int) -> torc
     Returns:
         [N] log-probs, float32 (float64 for float64 weights).
     """
+    if len(targets) == 0:
+        return states.new_zeros(0, dtype=torch.promote_types(head.weight.dtype, torch.float32))
     states = states.to(head.weight.dtype)  # [N, H]
     pieces = []
     for s in range(0, len(targets), chunk):
@@ -100,27 +117,17 @@ def chunked_token_logprobs(
         attention_mask=attention_mask,
         position_ids=position_ids(attention_mask),
     ).last_hidden_state  # [B, T, H]
-    head = output_head(model)
-    if target_mask is None:
-        wanted = torch.ones_like(input_ids, dtype=torch.bool)  # [B, T]
-    else:
-        # a new tensor (a bool mask's .bool() is the mask itself): position 0 is cleared below
-        wanted = target_mask != 0  # [B, T]
-    # position 0 has no prefix to score it from
-    wanted[:, 0] = False
-    rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens
+    rows, cols = wanted_positions(input_ids, target_mask)  # N wanted tokens
     # the hidden state before each wanted token
     states = hidden[rows, cols - 1]  # [N, H]
     targets = input_ids[rows, cols]  # [N]
-    dtype = torch.promote_types(head.weight.dtype, torch.float32)
-    logp = torch.zeros(input_ids.shape, dtype=dtype, device=input_ids.device)  # [B, T]
-    if len(targets) == 0:
-        return logp
-    return logp.index_put((rows, cols), head_logprobs(head, states, targets, temperature, chunk))
+    logp = head_logprobs(output_head(model), states, targets, temperature, chunk)  # [N]
+    return logp.new_zeros(input_ids.shape).index_put((rows, cols), logp)  # [B, T]
 
 
 class ChunkedLogProbs(LogProbs):
-    """The training forward through the memory-saving head (the trainer's default)."""
+    """The training forward on per-leaf rows through the memory-saving head
+    (``logprobs="chunked"``; the packed update's fallback)."""
 
     def __init__(self, model, chunk: int = Config.logprob_chunk):
         super().__init__(model)

@@ -34,7 +34,7 @@ import torch
 
 from ..config import Config
 from ..logprobs import LogProbs
-from .head import chunked_token_logprobs, head_logprobs
+from .head import chunked_token_logprobs, has_bias, head_logprobs, output_head, wanted_positions
 from .packing import PackedRows, ancestor_mask, pack_rows
 
 # attention implementations that honour a custom mask, and how they take it
@@ -52,8 +52,7 @@ def why_not_packable(model) -> str | None:
     attention = attention_implementation(model)
     if attention not in DENSE_MASK + BLOCK_MASK:
         return f"its attention ({attention}) ignores a custom attention mask"
-    head = model.get_output_embeddings()
-    if getattr(head, "bias", None) is not None:
+    if has_bias(model.get_output_embeddings()):
         return "its output head has a bias"
     return None
 
@@ -132,12 +131,7 @@ def packed_token_logprobs(
             attention_mask=packed_mask(packed, attention, dtype),
             position_ids=packed.position_ids,
         ).last_hidden_state  # [P, L, H]
-    wanted = (
-        torch.ones_like(input_ids, dtype=torch.bool) if target_mask is None else target_mask != 0
-    )
-    # a new tensor: position 0 has no prefix to score it from
-    wanted = wanted & (torch.arange(input_ids.shape[1], device=input_ids.device) > 0)  # [B, T]
-    rows, cols = wanted.nonzero(as_tuple=True)  # N wanted tokens
+    rows, cols = wanted_positions(input_ids, target_mask)  # N wanted tokens
     packed_row = packed.row[rows]  # [N]
     # one log-prob per distinct token: the same (packed row, position) is computed once
     width = packed.input_ids.shape[1]
@@ -148,15 +142,10 @@ def packed_token_logprobs(
     use_row, use_col = rows[use], cols[use]  # [D]
     at_row = packed.row[use_row]  # [D]
     parent = packed.index[use_row, use_col - 1]  # [D]
-    head = model.get_output_embeddings()
     states = hidden[at_row, parent]  # [D, H]
     targets = input_ids[use_row, use_col]  # [D]
-    dtype = torch.promote_types(head.weight.dtype, torch.float32)
-    logp = torch.zeros(input_ids.shape, dtype=dtype, device=input_ids.device)  # [B, T]
-    if len(distinct) == 0:
-        return logp
-    per_token = head_logprobs(head, states, targets, temperature, chunk)  # [D]
-    return logp.index_put((rows, cols), per_token[inverse])
+    per_token = head_logprobs(output_head(model), states, targets, temperature, chunk)  # [D]
+    return per_token.new_zeros(input_ids.shape).index_put((rows, cols), per_token[inverse])
 
 
 class PackedLogProbs(LogProbs):
@@ -172,6 +161,8 @@ class PackedLogProbs(LogProbs):
         self.budget = budget
         self.reason = why_not_packable(model)
         self.flex = self.reason is None and flex_available(model)
+        # the memory-saving head needs an output layer without bias; the textbook pass does not
+        self.biased = has_bias(model.get_output_embeddings())
         if self.reason:
             warnings.warn(
                 f"packed update off: {self.reason}; training on per-leaf rows", stacklevel=2
@@ -181,6 +172,6 @@ class PackedLogProbs(LogProbs):
         args = (self.model, input_ids, attention_mask, temperature)
         if self.reason is None:
             return packed_token_logprobs(*args, self.chunk, target_mask, self.budget, self.flex)
-        if "bias" in self.reason:
+        if self.biased:
             return super().forward(input_ids, attention_mask, target_mask, temperature)
         return chunked_token_logprobs(*args, self.chunk, target_mask)

@@ -155,10 +155,6 @@ class TurnFormat:
         ``turn_text``: the body is the output, its control characters escaped."""
         return self.output_open, escape_controls(output), self.output_close
 
-    def output_text(self, output: str, turn_text: str = "") -> str:
-        """The tool output as it is appended after a turn whose text is ``turn_text``."""
-        return "".join(self.output_parts(output, turn_text))
-
     def output_ids(self, tokenizer, output: str, turn_text: str = "") -> list[int]:
         """The tool output's ids: the markers are the real tokens, the output is text."""
         opening, body, closing = self.output_parts(output, turn_text)

@@ -51,7 +51,7 @@ def test_trajectory_ids_are_sampled_ids_plus_framing_encoded_once(engine_and_tra
         for turn in t.turns:
             assert t.action_mask[turn.start : turn.end] == [1] * (turn.end - turn.start)
             if turn.out_end > turn.end:  # the tool output: framing + output, encoded on its own
-                framed = engine.encode(fmt.output_text(turn.output))
+                framed = fmt.output_ids(engine.tokenizer, turn.output)
                 assert t.token_ids[turn.end : turn.out_end] == framed
                 assert t.action_mask[turn.end : turn.out_end] == [0] * len(framed)
 

@@ -141,12 +141,12 @@ def test_ordinary_outputs_render_and_tokenize_as_before(chat_tokenizers, tiny_to
         fmt = FencedFormat.for_chat(tok)
         for turn_text, opening in (("x\n```", "\n```output\n"), ("x\n```\n", "```output\n")):
             before = opening + output + "\n```\n"
-            assert fmt.output_text(output, turn_text) == before
+            assert "".join(fmt.output_parts(output, turn_text)) == before
             assert fmt.output_ids(tok, output, turn_text) == tok.encode(
                 before, add_special_tokens=False
             )
     before = "<o>" + output + "</o>"
-    assert TurnFormat().output_text(output) == before
+    assert "".join(TurnFormat().output_parts(output)) == before
     assert TurnFormat().output_ids(tiny_tokenizer, output) == tiny_tokenizer.encode(
         before, add_special_tokens=False
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from ..trajectory import TurnFormat, encode_as_text, escape_controls
+from ..trajectory import TurnFormat, encode_as_text
 
 TIR_SYSTEM_PROMPT = (
     "Solve the problem by reasoning step by step and using Python. To run code, write one "
@@ -96,11 +96,11 @@ class FencedFormat(TurnFormat):
         wrote after its closing ``` is the start of the opening, and is not written twice.
         """
         after_close = turn_text[turn_text.rfind(self.call_close) + len(self.call_close) :]
-        opening = self.output_open
+        opening, body, closing = super().output_parts(output)
         if self.call_close in turn_text and opening.startswith(after_close):
             opening = opening[len(after_close) :]
-        body = FENCE.sub("``\\\\", escape_controls(output))
-        return opening, body, self.output_close
+        # the body's control characters are escaped already; its fences are escaped here
+        return opening, FENCE.sub("``\\\\", body), closing
 
     def output_ids(self, tokenizer, output: str, turn_text: str = "") -> list[int]:
         """The output block's ids: in one piece, as the text reads, unless the body would form
@@ -109,11 +109,11 @@ class FencedFormat(TurnFormat):
         edges: encoding the body apart always would change the ids of ordinary outputs.)"""
         encode = partial(tokenizer.encode, add_special_tokens=False)
         opening, body, closing = self.output_parts(output, turn_text)
-        ids, frame = encode(opening + body + closing), encode(opening) + encode(closing)
+        ids, head, tail = encode(opening + body + closing), encode(opening), encode(closing)
         added = set(tokenizer.get_added_vocab().values()) - {tokenizer.unk_token_id}
-        if [i for i in ids if i in added] == [i for i in frame if i in added]:
+        if [i for i in ids if i in added] == [i for i in head + tail if i in added]:
             return ids
-        return encode(opening) + encode_as_text(tokenizer, body) + encode(closing)
+        return head + encode_as_text(tokenizer, body) + tail
 
     def stop_rule(self, tokenizer, end_ids: set[int]) -> Callable[[list[int]], bool]:
         """The turn ends at an end id or where a python block is complete.

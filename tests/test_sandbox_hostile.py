@@ -85,6 +85,9 @@ HOOK_OFF = (
     "    hook.__code__ = (lambda event, args: None).__code__\n"
     "import ctypes, os\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
+    # proof that it is off (a renamed hook would otherwise leave every such case to the hook)
+    "try:\n    libc.getpid()\n"
+    "except PermissionError:\n    raise AssertionError('the audit hook is still on')\n"
 )
 
 # (kind, name, code, the OS layer that alone stops it); {decoy} is the decoy folder
@@ -308,13 +311,14 @@ SIDE_DOORS = [
     ),
     (
         "signals",
-        "FIOSETOWN on a socket that sends to itself",
-        "import fcntl, os, socket, struct\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-        "fcntl.ioctl(s, 0x8901, struct.pack('i', os.getppid()))\n"
-        "fcntl.fcntl(s, fcntl.F_SETFL, os.O_ASYNC)\n"
-        "s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)\n"
-        "try:\n    s.sendto(b'x', '\\0elpo-no-one')\nexcept OSError:\n    pass\n"
-        "s.sendto(b'x', s.getsockname())",
+        "FIOSETOWN on a socket pair",
+        # _socket.socketpair raises no audit event: the hook's ioctl rule is what meets it
+        # where seccomp (which refuses the pair itself) is missing
+        "import _socket, fcntl, os, struct\n"
+        "a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_DGRAM)\n"
+        "fcntl.ioctl(a.fileno(), 0x8901, struct.pack('i', os.getppid()))\n"
+        "fcntl.fcntl(a.fileno(), fcntl.F_SETFL, os.O_ASYNC)\n"
+        "b.send(b'x')",
         None,
         False,
     ),
@@ -386,6 +390,16 @@ SIDE_DOORS = [
         HOOK_OFF + "assert libc.mq_open(b'{queue}', os.O_CREAT | os.O_RDWR, 0o600, None) < 0,"
         " 'a queue'",
         "seccomp",
+        False,
+    ),
+    (
+        "ipc",
+        "POSIX shared memory",
+        # _posixshmem raises no audit event of its own: the hook refuses the import
+        "import _posixshmem, os\n"
+        "fd = _posixshmem.shm_open('/elpo-hostile-{key}', os.O_CREAT | os.O_RDWR, 0o600)\n"
+        "os.ftruncate(fd, 1 << 20)\nassert False, 'shared memory that outlives the call'",
+        None,
         False,
     ),
     (
@@ -489,8 +503,9 @@ def marked_processes() -> list[int]:
 
 
 def leftover_ipc(key: int, queue: str) -> list[str]:
-    """The System V objects with ``key`` and the POSIX queue ``queue`` that exist; each found
-    is removed, so a failing case leaves nothing behind either."""
+    """The System V objects with ``key``, the POSIX queue ``queue`` and the POSIX shared memory
+    named after ``key`` that exist; each found is removed, so a failing case leaves nothing
+    behind either."""
     libc = ctypes.CDLL(None, use_errno=True)
     IPC_RMID = 0
     remove = {
@@ -509,6 +524,10 @@ def leftover_ipc(key: int, queue: str) -> list[str]:
                 found.append(f"System V {kind} {identifier}")
     if libc.mq_unlink(queue.encode()) == 0:
         found.append(f"POSIX message queue {queue}")
+    shared = Path(f"/dev/shm/elpo-hostile-{key}")
+    if shared.exists():
+        shared.unlink()
+        found.append(f"POSIX shared memory {shared}")
     return found
 
 

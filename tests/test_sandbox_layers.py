@@ -187,11 +187,17 @@ def probe(layers: list[str], tmp_path: Path, wanted: list[str]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def available():
+def child():
+    """The child's module, imported as the sandbox runs it (a script beside its helpers)."""
     sys.path.insert(0, str(CHILD.parent))
     import sandbox_child
 
-    return set(sandbox_child.available_layers())
+    return sandbox_child
+
+
+@pytest.fixture(scope="module")
+def available(child):
+    return set(child.available_layers())
 
 
 def test_landlock_confines_writes_to_the_sandbox_folder(available, tmp_path):
@@ -216,11 +222,8 @@ def test_seccomp_refuses_other_processes_and_process_creation(available, tmp_pat
         assert results[allowed] == "ok", (allowed, results[allowed])
 
 
-def test_landlock_keeps_signals_and_abstract_sockets_inside(available, tmp_path):
-    sys.path.insert(0, str(CHILD.parent))
-    import sandbox_child
-
-    if sandbox_child.landlock_abi() < 6:
+def test_landlock_keeps_signals_and_abstract_sockets_inside(child, tmp_path):
+    if child.landlock_abi() < 6:
         pytest.skip("this kernel's Landlock has no scopes (ABI 6, Linux 6.12 or later)")
     wanted = ["kill the parent", "connect to an abstract name", "signals that reach outside"]
     results = probe(["no_new_privs", "landlock"], tmp_path, wanted)

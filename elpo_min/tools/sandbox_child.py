@@ -180,8 +180,9 @@ def landlock(root: str) -> None:
     os.close(ruleset)
 
 
-# seccomp verdicts, and the two argument tests of classic BPF (the low 32 bits of an argument)
+# seccomp verdicts
 ALLOW, REFUSE, NOT_IMPLEMENTED = 0x7FFF0000, 0x00050000 | EPERM, 0x00050000 | ENOSYS
+# classic BPF's two argument tests, jump if equal and jump if any bit of k is set (opcodes)
 EQUALS, HAS_BITS = 0x15, 0x45
 
 
@@ -234,8 +235,8 @@ def seccomp_program(arch: str, own_pid: int) -> bytes:
     the architecture has; any other call is allowed."""
     numbers = dict(item.split(":") for item in SYSCALLS[arch].split())
     numbers = {name: int(number) for name, number in numbers.items()}
-    # BPF opcodes: load word at k, jump if equal, jump if any bit of k is set, return k
-    LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
+    # BPF opcodes: load word at k, return k (the two jumps are EQUALS and HAS_BITS)
+    LD, RET = 0x20, 0x06
     KILL = 0x80000000
     # offsets in struct seccomp_data: nr, arch, args[i] (low 32 bits, little-endian)
     NR, ARCH = 0, 4
@@ -254,12 +255,12 @@ def seccomp_program(arch: str, own_pid: int) -> bytes:
         labels[label] = len(code)
 
     op(LD, ARCH)
-    op(JEQ, SECCOMP_ARCH[arch], yes="known arch")
+    op(EQUALS, SECCOMP_ARCH[arch], yes="known arch")
     op(RET, KILL)
     place("known arch")
     op(LD, NR)
     # x32 system calls on x86_64 carry bit 30: refuse them all
-    op(JSET, 0x40000000, no="native")
+    op(HAS_BITS, 0x40000000, no="native")
     op(RET, REFUSE)
     place("native")
     for name, clauses, otherwise in argument_rules(own_pid):
@@ -267,7 +268,7 @@ def seccomp_program(arch: str, own_pid: int) -> bytes:
             continue
         # the accumulator holds the call's number whenever a block starts: every path that
         # loads an argument ends in a return
-        op(JEQ, numbers[name], no=f"{name}: other calls")
+        op(EQUALS, numbers[name], no=f"{name}: other calls")
         for c, (tests, verdict) in enumerate(clauses):
             next_clause = f"{name}: clause {c + 1}"
             for t, (i, test, values) in enumerate(tests):
@@ -370,7 +371,14 @@ PATH_EVENTS = {
     "shutil.rmtree": ((0,), (1,)),
     "shutil.move": ((0, 1), ()),
 }
-BANNED_IMPORTS = {"multiprocessing", "_multiprocessing", "_posixsubprocess", "_ctypes_test"}
+# _posixshmem: POSIX shared memory outlives the process and raises no audit event of its own
+BANNED_IMPORTS = {
+    "multiprocessing",
+    "_multiprocessing",
+    "_posixsubprocess",
+    "_ctypes_test",
+    "_posixshmem",
+}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 ROOT = os.path.realpath(os.getcwd())
 

@@ -32,6 +32,49 @@ def next_token_log_probs(model, input_ids, attention_mask, temperature: float = 
     return (logits[:, :-1].float() / temperature).log_softmax(-1)  # [B, T - 1, V]
 
 
+class ScriptedDecoder:
+    """A decoder (the protocol of elpo_min.rollout) that plays back fixed turns of token ids,
+    one per row and call of ``sample_turn``, each cut where the format's stop rule ends it."""
+
+    def __init__(self, turns):
+        self.turns = list(turns)
+
+    def reset(self):
+        pass
+
+    def sample_turn(self, rows, budget, stops):
+        from elpo_min.rollout import SampledTurn
+
+        out = []
+        for _ in rows:
+            ids, kept, stopped = self.turns.pop(0), [], False
+            for token in ids:
+                kept.append(token)
+                if stops(kept):
+                    stopped = True
+                    break
+            out.append(SampledTurn(kept, [-0.1] * len(kept), [0.5] * len(kept), stopped))
+        return out
+
+
+def scripted_rollouts(model, tok, fmt, turns, tool, max_turns: int = 4):
+    """A rollout engine in ``fmt`` whose policy plays back ``turns`` (token ids) and whose tool
+    is ``tool``; problems are word problems, checked by their answer."""
+    from elpo_min.rollout import RolloutEngine
+    from elpo_min.tasks import check_answer
+
+    return RolloutEngine(
+        model,
+        tok,
+        fmt,
+        lambda p: p.question,
+        lambda p, a: check_answer(a, p.answer),
+        tool=tool,
+        max_turns=max_turns,
+        decoder=lambda *args, **kwargs: ScriptedDecoder(turns),
+    )
+
+
 def rank_of(rank: int, world_size: int):
     """A single-process runtime that says it is ``rank`` of ``world_size``: a rank of a
     data-parallel launch, as seen by code that only asks who it is (no collectives run)."""

@@ -8,10 +8,11 @@ these tests control the very tokenization a real model might produce.
 
 import pytest
 import torch
+from conftest import scripted_rollouts
 
-from elpo_min.rollout import RolloutEngine, SampledTurn, sample_tokens
+from elpo_min.rollout import sample_tokens
 from elpo_min.sft import chat_example
-from elpo_min.tasks import FencedFormat, WordProblem, check_answer
+from elpo_min.tasks import FencedFormat, WordProblem
 from elpo_min.tools import ToolResult
 
 VOCAB = 151_669
@@ -38,53 +39,14 @@ def test_sampled_logprobs_and_entropies_match_float64_at_a_150k_vocabulary(tempe
     assert (entropy.double() - expected_entropy).abs().max() < 1e-5
 
 
-class ScriptedDecoder:
-    """Plays back a fixed list of turns, one per call of ``sample_turn`` for each row."""
-
-    def __init__(self, model=None, temperature=1.0, top_p=1.0, pad_id=0, turns=()):
-        self.turns = list(turns)
-
-    def reset(self):
-        pass
-
-    def sample_turn(self, rows, budget, stops):
-        out = []
-        for _ in rows:
-            ids = self.turns.pop(0)
-            stopped = False
-            kept = []
-            for token in ids:
-                kept.append(token)
-                if stops(kept):
-                    stopped = True
-                    break
-            out.append(SampledTurn(kept, [-0.1] * len(kept), [0.5] * len(kept), stopped))
-        return out
-
-
-class FixedTool:
-    def __init__(self, outputs):
-        self.outputs = list(outputs)
-
-    def __call__(self, codes, histories):
-        return [ToolResult(stdout=self.outputs.pop(0) + "\n") for _ in codes]
-
-
 def scripted_engine(model, tok, turns, outputs, max_turns=4):
-    def decoder(*args, **kwargs):
-        return ScriptedDecoder(turns=turns)
+    """The fenced chat format's engine playing back ``turns``; the tool prints ``outputs``."""
+    outputs = list(outputs)
 
-    check = lambda p, a: check_answer(a, p.answer)  # noqa: E731
-    return RolloutEngine(
-        model,
-        tok,
-        FencedFormat.for_chat(tok),
-        lambda p: p.question,
-        check,
-        tool=FixedTool(outputs),
-        max_turns=max_turns,
-        decoder=decoder,
-    )
+    def tool(codes, histories):
+        return [ToolResult(stdout=outputs.pop(0) + "\n") for _ in codes]
+
+    return scripted_rollouts(model, tok, FencedFormat.for_chat(tok), turns, tool, max_turns)
 
 
 @pytest.fixture(scope="module")

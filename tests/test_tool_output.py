@@ -12,13 +12,12 @@ one whose fences are added tokens, so that the frame itself holds added tokens).
 import copy
 
 import pytest
-from conftest import build_bpe_chat_tokenizer
+from conftest import build_bpe_chat_tokenizer, scripted_rollouts
 from tokenizers import AddedToken
 
 from elpo_min.models import build_tiny_policy
-from elpo_min.rollout import RolloutEngine, SampledTurn
 from elpo_min.sft import chat_example
-from elpo_min.tasks import FencedFormat, WordProblem, check_answer
+from elpo_min.tasks import FencedFormat, WordProblem
 from elpo_min.tools import ToolResult
 from elpo_min.trajectory import TurnFormat
 
@@ -47,20 +46,6 @@ ORDINARY = [
 ]
 
 
-class ScriptedDecoder:
-    """Plays back fixed turns, one per call of ``sample_turn``."""
-
-    def __init__(self, turns):
-        self.turns = list(turns)
-
-    def reset(self):
-        pass
-
-    def sample_turn(self, rows, budget, stops):
-        turns = [self.turns.pop(0) for _ in rows]
-        return [SampledTurn(ids, [0.0] * len(ids), [0.0] * len(ids), True) for ids in turns]
-
-
 def rollout(tok, fmt, turns: list[str], output: str):
     """The ids of the tool output in a trajectory of the scripted turns, the tool answering
     ``output``."""
@@ -70,15 +55,7 @@ def rollout(tok, fmt, turns: list[str], output: str):
     def tool(codes, histories):
         return [ToolResult(stdout=output) for _ in codes]
 
-    engine = RolloutEngine(
-        model,
-        tok,
-        fmt,
-        lambda p: p.question,
-        lambda p, a: check_answer(a, p.answer),
-        tool=tool,
-        decoder=lambda *args, **kwargs: ScriptedDecoder(ids),
-    )
+    engine = scripted_rollouts(model, tok, fmt, ids, tool)
     traj = engine.rollout([engine.start(WordProblem("What is 6 * 7?", "42"))], 1)[0][0]
     turn = traj.turns[0]
     return traj.token_ids[turn.end : turn.out_end]

@@ -50,8 +50,8 @@ class RunFiles:
         self.lock = None
         # every rank's RNG state when the current step began
         self.step_rngs = None
-        # where the training loop is: "rollouts", "update", "updated" (the weights changed, the
-        # step is not counted yet) or "between" two steps
+        # where the training loop is: "rollouts", "update" (until the updated step is counted)
+        # or "between" two steps
         self.phase = "between"
         self.interrupted = False
         self.previous_sigterm = None
@@ -86,15 +86,16 @@ class RunFiles:
             group["lr"] = self.config.get("lr", group["lr"])
             group["weight_decay"] = self.config.get("weight_decay", group["weight_decay"])
         if self.runtime.is_main:
-            lines = self._read_log(start_step) if resume else []
-            self._rewrite_log(lines)
-            self.records = [json.loads(line) for line in lines]
+            kept = self._read_log(start_step) if resume else []
+            self._rewrite_log([line for line, _ in kept])
+            self.records = [record for _, record in kept]
             self.file = open(self.log_path, "a", buffering=1)
         return start_step
 
-    def _read_log(self, last_step: int) -> list[bytes]:
-        """The log's lines up to step ``last_step``. A line that is not a JSON record with a
-        step (torn by a crash while it was written) is dropped, and the console says so."""
+    def _read_log(self, last_step: int) -> list[tuple[bytes, dict]]:
+        """The log's lines up to step ``last_step``, each with its record. A line that is not a
+        JSON record with a step (torn by a crash while it was written) is dropped, and the
+        console says so."""
         if not self.log_path.exists():
             return []
         kept, torn = [], []
@@ -102,14 +103,15 @@ class RunFiles:
             if not line.strip():
                 continue
             try:
-                step = json.loads(line)["step"]
+                record = json.loads(line)
+                step = record["step"]
             except (ValueError, TypeError, KeyError, IndexError):
                 torn.append(number)
                 continue
             if not isinstance(step, int):
                 torn.append(number)
             elif step <= last_step:
-                kept.append(line)
+                kept.append((line, record))
         if torn:
             lines = ("line " if len(torn) == 1 else "lines ") + ", ".join(map(str, torn))
             print(
@@ -184,8 +186,7 @@ class RunFiles:
         except BaseException:
             self.release_interrupts()
             raise
-        # still held: the weights are updated, the step not yet counted
-        self.phase = "updated"
+        # still held, and still "update": the weights are updated, the step not yet counted
 
     def step_counted(self) -> None:
         """The updated weights are the state after the counted step: interrupts act again."""

@@ -47,8 +47,8 @@ class Session:
         self.optimizer = optimizer
         self.resume = resume
         self.files = RunFiles(self.cfg.out_dir, vars(self.cfg), self.rt)
-        # steps done, and where this session started
-        self.step = self.start_step = 0
+        # steps done
+        self.step = 0
         # the step-0 evaluation, and the last step's record
         self.before = None
         self.last = {}
@@ -59,7 +59,7 @@ class Session:
     def __enter__(self) -> Session:
         from tqdm import tqdm
 
-        self.step = self.start_step = self.files.open(self.run.model, self.optimizer, self.resume)
+        self.step = self.files.open(self.run.model, self.optimizer, self.resume)
         # what the log held before a resume (only the main process reads it): the evaluations
         # by step, and the steps whose evaluation an interrupt cut short
         records = self.files.records

@@ -232,29 +232,33 @@ def save_checkpoint(
     prune(out_dir, version, previous)
 
 
-def release_files(error: BaseException) -> None:
-    """Let go of the files a failed write left open (torch.save's writer, kept alive by the
-    frames of the traceback): a deleted file's bytes stay on the disk while it is open."""
+def chain(error: BaseException | None):
+    """``error`` and the exceptions it was raised from or during, each once."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        traceback.clear_frames(error.__traceback__)
+        yield error
         error = error.__cause__ or error.__context__
+
+
+def release_files(error: BaseException) -> None:
+    """Let go of the files a failed write left open (torch.save's writer, kept alive by the
+    frames of the traceback): a deleted file's bytes stay on the disk while it is open."""
+    for link in chain(error):
+        traceback.clear_frames(link.__traceback__)
     gc.collect()
 
 
 def storage_cause(error: BaseException) -> tuple[int | None, str] | None:
     """``(errno or None, what failed)`` when ``error`` is an ``OSError`` or wraps one (in its
     message or its chain), else None: a bug keeps its traceback."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError):
-            where = f" ({error.filename})" if error.filename else ""
-            if error.errno is None:
-                return None, f"{error}{where}"
-            return error.errno, f"{error.strerror or os.strerror(error.errno)}{where}"
-        text = str(error)
+    for link in chain(error):
+        if isinstance(link, OSError):
+            where = f" ({link.filename})" if link.filename else ""
+            if link.errno is None:
+                return None, f"{link}{where}"
+            return link.errno, f"{link.strerror or os.strerror(link.errno)}{where}"
+        text = str(link)
         found = OS_ERROR.search(text)
         if found:
             number = int(found.group(1))
@@ -262,7 +266,6 @@ def storage_cause(error: BaseException) -> tuple[int | None, str] | None:
         if any(mark in text for mark in TORCH_WRITE):
             detail = re.sub(r"\[enforce fail at [^\]]*\][\s.]*", "", text).strip()
             return None, f"torch.save could not write trainer_state.pt: {detail}"
-        error = error.__cause__ or error.__context__
     return None
 
 
@@ -340,17 +343,25 @@ def save_failure(error, step, out_dir, previous, state, model, free_then) -> Wri
     )
 
 
+def complete_versions(out_dir: Path, besides: Path | None = None) -> list[str]:
+    """The names of the versions in ``checkpoints/`` that hold a manifest (but ``besides``)."""
+    skip = besides.name if besides is not None else None
+    return [v.name for v in versions(out_dir) if (v / "manifest.json").is_file() and v.name != skip]
+
+
+def publish_hint(complete: list[str], link: Path) -> str:
+    return f"ln -sfn checkpoints/{complete[-1]} {link}"
+
+
 def going_back(out_dir, besides: Path | None = None) -> str:
     """How to resume from another version, in words, for an error message."""
     out_dir = Path(out_dir)
-    skip = besides.name if besides is not None else None
-    complete = [v.name for v in versions(out_dir) if (v / "manifest.json").is_file()]
-    complete = [name for name in complete if name != skip]
+    complete = complete_versions(out_dir, besides)
     if not complete:
         return "start without --resume (checkpoints/ holds no other complete version)"
     return (
         f"point the link at another version (checkpoints/ holds {', '.join(complete)}), e.g. "
-        f"ln -sfn checkpoints/{complete[-1]} {out_dir}/checkpoint, or start without --resume"
+        f"{publish_hint(complete, out_dir / 'checkpoint')}, or start without --resume"
     )
 
 
@@ -359,7 +370,7 @@ def nothing_to_resume(out_dir) -> MissingFile:
     there are, and how to publish one."""
     out_dir = Path(out_dir)
     link = out_dir / "checkpoint"
-    complete = [v.name for v in versions(out_dir) if (v / "manifest.json").is_file()]
+    complete = complete_versions(out_dir)
     if not complete:
         return MissingFile(
             f"nothing to resume in {out_dir}: it holds no checkpoint (start without --resume)"
@@ -370,7 +381,7 @@ def nothing_to_resume(out_dir) -> MissingFile:
         where = f"{link} does not exist"
     return MissingFile(
         f"nothing to resume in {out_dir}: {where}, but checkpoints/ holds {', '.join(complete)}; "
-        f"publish one with ln -sfn checkpoints/{complete[-1]} {link} and --resume again, or "
+        f"publish one with {publish_hint(complete, link)} and --resume again, or "
         "start without --resume"
     )
 

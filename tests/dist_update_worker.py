@@ -26,8 +26,8 @@ from elpo_min.rollout import RolloutEngine
 from elpo_min.tools import run_arith
 from elpo_min.train import grpo_trees, policy_update, training_batch
 
-# a LoRA run of two steps on the tiny policy, saved after each
-TRAIN_RUN = [
+# a run of two steps on the tiny policy, saved after each
+RUN = [
     "--steps",
     "2",
     "--prompts_per_step",
@@ -37,7 +37,7 @@ TRAIN_RUN = [
     "--b_max",
     "2",
     "--eval_problems",
-    "2",
+    "6",
     "--eval_every",
     "2",
     "--save_every",
@@ -46,9 +46,9 @@ TRAIN_RUN = [
     "1",
     "--progress",
     "false",
-    "--lora_rank",
-    "8",
 ]
+# the same with LoRA, evaluated on fewer problems (a repeated key's last value wins)
+TRAIN_RUN = [*RUN, "--eval_problems", "2", "--lora_rank", "8"]
 
 
 FORWARDS = {"chunked": ChunkedLogProbs, "packed": PackedLogProbs}
@@ -108,13 +108,16 @@ def main(
                 )
 
 
-def rewind(finished: Path, step: int, folder: Path) -> None:
+def resume_from_step(finished: Path, step: int, folder: Path) -> None:
     """Copy a finished run's folder and point its checkpoint back at an earlier saved step: the
-    state a run interrupted after that step leaves behind."""
+    state a run interrupted after that step leaves behind (and one launch fewer to make it)."""
     shutil.copytree(finished, folder, symlinks=True)
     link = folder / "checkpoint"
+    version = f"checkpoints/step-{step:06d}"
+    assert (folder / version).is_dir(), sorted(p.name for p in (folder / "checkpoints").iterdir())
     link.unlink()
-    link.symlink_to(f"checkpoints/step-{step:06d}")
+    link.symlink_to(version)
+    # the later versions go too: whatever the resumed run leaves behind, it wrote itself
     for later in (folder / "checkpoints").glob("step-*"):
         if later.name > f"step-{step:06d}":
             shutil.rmtree(later)
@@ -128,7 +131,7 @@ def train_and_resume(folder: Path) -> None:
     cli(["train", *TRAIN_RUN, "--out_dir", str(straight)])
     rt = runtime()
     if rt.is_main:
-        rewind(straight, 1, resumed)
+        resume_from_step(straight, 1, resumed)
     rt.barrier()
     cli(["train", *TRAIN_RUN, "--out_dir", str(resumed), "--resume"])
 

@@ -19,6 +19,9 @@ from elpo_min.diagnostics import read_log
 pytest.importorskip("accelerate")
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE.parent / "configs" / "accelerate"
+# the script the launches run; its run settings and its rewinding of a run are shared here
+sys.path.insert(0, str(HERE))
+from dist_update_worker import RUN, resume_from_step  # noqa: E402
 
 
 def launch(args: list[str], cwd: Path, timeout: int = 300, check: bool = True, config=None):
@@ -49,7 +52,6 @@ def launch(args: list[str], cwd: Path, timeout: int = 300, check: bool = True, c
 
 
 def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_path):
-    sys.path.insert(0, str(HERE))
     from dist_update_worker import main
 
     (tmp_path / "one").mkdir()
@@ -83,45 +85,8 @@ def test_two_processes_take_the_update_of_one_process_on_the_union_batch(tmp_pat
             assert torch.allclose(a, b, atol=1e-6), name
 
 
-RUN = [
-    "--steps",
-    "2",
-    "--prompts_per_step",
-    "2",
-    "--n_total",
-    "4",
-    "--b_max",
-    "2",
-    "--eval_problems",
-    "6",
-    "--eval_every",
-    "2",
-    "--save_every",
-    "1",
-    "--threads",
-    "1",
-    "--progress",
-    "false",
-]
-
-
 def records(run: Path) -> list[dict]:
     return read_log(run / "metrics.jsonl")
-
-
-def resume_from_step(finished: Path, step: int, folder: Path) -> None:
-    """Copy a finished run's folder and point its checkpoint back at an earlier saved step: the
-    state a run interrupted after that step leaves behind (and one launch fewer to make it)."""
-    shutil.copytree(finished, folder, symlinks=True)
-    link = folder / "checkpoint"
-    version = f"checkpoints/step-{step:06d}"
-    assert (folder / version).is_dir(), sorted(p.name for p in (folder / "checkpoints").iterdir())
-    link.unlink()
-    link.symlink_to(version)
-    # the later versions go too: whatever the resumed run leaves behind, it wrote itself
-    for later in (folder / "checkpoints").glob("step-*"):
-        if later.name > f"step-{step:06d}":
-            shutil.rmtree(later)
 
 
 def test_resumed_two_process_run_matches_an_uninterrupted_one_and_rank_0_writes_once(tmp_path):
@@ -193,7 +158,6 @@ def fsdp_launch(tmp_path_factory):
 def test_fsdp_two_processes_take_the_update_of_one_process_on_the_union_batch(
     fsdp_launch, tmp_path
 ):
-    sys.path.insert(0, str(HERE))
     from dist_update_worker import main
 
     main(str(tmp_path), 0, lora_rank=8, algos=["elpo"])  # this process: all 4 trees, one pass

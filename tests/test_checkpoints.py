@@ -240,16 +240,8 @@ def test_an_interrupt_during_an_update_waits_for_it_and_resumes_exactly(
     straight, tmp_path, monkeypatch
 ):
     folder = tmp_path / "run"
-    real = train_module.policy_update
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            # Ctrl-C arrives in the middle of step 3's update
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kwargs)
-
+    # Ctrl-C arrives in the middle of step 3's update
+    interrupted = failing(train_module.policy_update, ctrl_c, nth_call(3))
     monkeypatch.setattr(train_module, "policy_update", interrupted)
     with pytest.raises(KeyboardInterrupt, match="checkpoint of step 3 is saved"):
         run_training(load_config(None, {**TINY_RUN, "out_dir": str(folder)}))
@@ -440,6 +432,16 @@ def failing(real, error, when=lambda *args, **kwargs: True):
     return call
 
 
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def nth_call(n: int):
+    """A ``when`` for :func:`failing`: true at the n-th call only."""
+    calls = []
+    return lambda *args, **kwargs: calls.append(1) or len(calls) == n
+
+
 def named(name):
     return lambda path, *args, **kwargs: Path(path).name == name
 
@@ -550,16 +552,8 @@ def test_an_interrupt_during_an_evaluation_logs_the_step_and_resume_redoes_the_e
     straight, tmp_path, monkeypatch, capsys
 ):
     folder = tmp_path / "run"
-    real = build_module.held_out_success
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            # Ctrl-C while step 2 is evaluated (the first evaluation is step 0's)
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args, **kwargs)
-
+    # Ctrl-C while step 2 is evaluated (the first evaluation is step 0's)
+    interrupted = failing(build_module.held_out_success, ctrl_c, nth_call(2))
     monkeypatch.setattr(build_module, "held_out_success", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_training(load_config(None, {**TINY_RUN, "out_dir": str(folder)}))
@@ -586,20 +580,10 @@ def test_a_second_interrupt_during_the_save_waits_for_it_and_saved_means_saved(
     tmp_path, monkeypatch, capsys
 ):
     folder = tmp_path / "run"
-    real_update, real_write = train_module.policy_update, store.write_version
-
-    def interrupted_update(*args, **kwargs):
-        # Ctrl-C during step 1's update: it waits until the step is logged and saved
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_update(*args, **kwargs)
-
-    def interrupted_write(*args, **kwargs):
-        # an impatient second Ctrl-C during that save
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_write(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "policy_update", interrupted_update)
-    monkeypatch.setattr(store, "write_version", interrupted_write)
+    # Ctrl-C during step 1's update: it waits until the step is logged and saved
+    monkeypatch.setattr(train_module, "policy_update", failing(train_module.policy_update, ctrl_c))
+    # an impatient second Ctrl-C during that save
+    monkeypatch.setattr(store, "write_version", failing(store.write_version, ctrl_c))
     run = {**TINY_RUN, "prompts_per_step": 1, "n_total": 2, "eval_problems": 1}
     with pytest.raises(KeyboardInterrupt):
         run_training(load_config(None, {**run, "out_dir": str(folder)}))

@@ -164,7 +164,7 @@ assert passed
 #
 # ### BEGIN SOLUTION
 # 1. **X_m reads the wrong step.** `h_steps[m]` is H_step(m + 1): the list starts at step 1,
-#    so step m is `h_steps[m - 1]`. With every step but the third uncertain it sends three
+#    so step m is `h_steps[m - 1]`. With only the third step uncertain it sends three
 #    continuations to anchor 2 instead of 3. BEL then spends its budget where the policy was
 #    sure and saves it where it hesitated, so recoverable prefixes are more often judged lost
 #    and t_crit lands too early: credit and ELC go to sound turns.

@@ -158,6 +158,7 @@ assert passed
 # 1e-6 (part 1).
 # ### END SOLUTION
 
+# %% [markdown]
 # ## To think about
 #
 # * GRPO z-scores over a group of N independent samples. If every sample in a group fails,

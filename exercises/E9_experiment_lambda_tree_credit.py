@@ -167,7 +167,7 @@ assert passed
 # *(A model answer, from the full-size run: seeds 0, 1, 2 and 24 prompts each. A student's
 # numbers come from the same recipe and should match these.)*
 #
-# # | λ_tree | seed 0 | seed 1 | seed 2 | mean ± 95% interval |
+# | λ_tree | seed 0 | seed 1 | seed 2 | mean ± 95% interval |
 # |---|---|---|---|---|
 # | 0 | 0.855 | 0.854 | 0.876 | 0.862 ± 0.030 |
 # | 0.5 | 0.817 | 0.832 | 0.821 | 0.823 ± 0.020 |

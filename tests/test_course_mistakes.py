@@ -739,6 +739,12 @@ UNRELATED = [
         "return -per_sequence.sum() / sequences + 0.1",
     ),
     ("E8", "e8_half_check", "return 2 * eps", "return 3 * eps"),
+    (
+        "E9",
+        "e9_run_check",
+        "summary = {lambda_tree: mean_ci(values) for",
+        "summary = {lambda_tree: (min(values), max(values)) for",
+    ),
 ]
 
 
@@ -746,4 +752,19 @@ UNRELATED = [
 def test_an_answer_wrong_in_no_usual_way_fails_without_a_hint(exercise_id, check, right, wrong):
     printed = run_part(exercise(exercise_id), check, [(right, wrong)])
     assert "✗" in printed, printed
+    assert hints_in(printed) == [], printed
+
+
+def test_the_training_step_blames_the_function_that_crashed_not_the_one_before_it(capsys):
+    """E5's worked step: an ELC mask function that raises shows its own error, after the
+    student's A_hier passed, and no hint sends the student to a function that did not fail."""
+    from elpo_min.advantages import hierarchical_advantages
+
+    def broken_mask(spans, t_crit, length):
+        raise RuntimeError("my mask crashed")
+
+    assert not e5.check_training_step(hierarchical_advantages, broken_mask, e5.reference_loss)
+    printed = capsys.readouterr().out
+    assert "✓ advantages from your A_hier" in printed, printed
+    assert "raised RuntimeError: my mask crashed" in printed, printed
     assert hints_in(printed) == [], printed

@@ -46,26 +46,30 @@ def worked_example(cfg: Config):
     return model, tokenizer, tree
 
 
-def student_batch(tree, batch: dict, cfg: Config, hierarchical_fn, elc_mask_fn) -> dict:
-    """The step's advantages and ELC mask, built with the student's two functions."""
+def student_advantages(tree, batch: dict, cfg: Config, hierarchical_fn) -> torch.Tensor:
+    """The step's per-token advantages [B, T], built with the student's A_hier."""
     root, path = build_tree(tree.trajectories, tree.parents)
     hierarchical_fn(root, cfg.lambda_tree)
-    t_crits = {id(tau): result.t_crit for tau, result in tree.searches}
-    advantages, elc_masks = [], []
+    rows = []
     for traj in tree.trajectories:
         per_token = [0.0] * len(traj.token_ids)
         for turn, node in zip(traj.turns, path[id(traj)]):
             per_token[turn.start : turn.end] = [node.a_hier] * (turn.end - turn.start)
-        advantages.append(per_token)
+        rows.append(per_token)
+    return pad_rows(rows, 0.0, torch.float) * batch["action_mask"]
+
+
+def student_elc(tree, elc_mask_fn) -> torch.Tensor:
+    """The step's ELC mask [B, T], built with the student's mask function (probed rows only)."""
+    t_crits = {id(tau): result.t_crit for tau, result in tree.searches}
+    rows = []
+    for traj in tree.trajectories:
         if id(traj) in t_crits:
             spans = [(turn.start, turn.end, turn.out_end) for turn in traj.turns]
-            elc_masks.append(list(elc_mask_fn(spans, t_crits[id(traj)], len(traj.token_ids))))
+            rows.append(list(elc_mask_fn(spans, t_crits[id(traj)], len(traj.token_ids))))
         else:
-            elc_masks.append([0.0] * len(traj.token_ids))
-    return {
-        "advantages": pad_rows(advantages, 0.0, torch.float) * batch["action_mask"],
-        "elc_mask": pad_rows(elc_masks, 0.0, torch.float),
-    }
+            rows.append([0.0] * len(traj.token_ids))
+    return pad_rows(rows, 0.0, torch.float)
 
 
 def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
@@ -86,8 +90,16 @@ def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
     mine = {}
 
     def advantages():
-        mine.update(student_batch(tree, batch, cfg, hierarchical_fn, elc_mask_fn))
+        mine["advantages"] = student_advantages(tree, batch, cfg, hierarchical_fn)
         return mine["advantages"]
+
+    def elc_mask():
+        mine["elc_mask"] = student_elc(tree, elc_mask_fn)
+        return mine["elc_mask"]
+
+    # each hint is for a function that ran and gave another answer (a crash shows its error)
+    def answered(got) -> bool:
+        return not isinstance(got, BaseException)
 
     def loss_of(advantages, elc_mask, fn):
         logp = token_logprobs(  # [B, T]
@@ -105,21 +117,21 @@ def check_training_step(hierarchical_fn, elc_mask_fn, policy_loss_fn) -> bool:
             advantages,
             batch["advantages"],
             shape,
-            [symptom(OTHER_ADVANTAGES, lambda got: True)],
+            [symptom(OTHER_ADVANTAGES, answered)],
         ),
         Case(
             "ELC mask from your mask function",
-            lambda: mine["elc_mask"],
+            elc_mask,
             batch["elc_mask"],
             shape,
-            [symptom(OTHER_MASK, lambda got: True)],
+            [symptom(OTHER_MASK, answered)],
         ),
         Case(
             "loss from your loss function",
             lambda: loss_from_student(loss_of, mine, policy_loss_fn),
             expected_loss,
             shape,
-            [symptom(OTHER_LOSS, lambda got: True)],
+            [symptom(OTHER_LOSS, answered)],
         ),
     ]
     if not run_check("one ELPO step with your functions", cases):

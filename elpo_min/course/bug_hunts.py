@@ -20,7 +20,7 @@ import random
 import torch
 
 from ..advantages import build_tree, hierarchical_advantages
-from ..bel import search_steps, step_entropies, suffix_count
+from ..bel import binary_error_localization, step_entropies, suffix_count
 from ..train import CreditedTree, token_advantages
 from ..trajectory import Trajectory, Turn
 from .checker import FAIL, PASS, Case, make_case, outcome_of, run_check, wrong
@@ -90,19 +90,14 @@ LOCALIZE_BUGS = {
 
 
 def localize_reference(turn_entropies, probe, budget, x_min=1, x_max=3, beta=5.0, window=32):
-    """The package's BEL for one failure: step_entropies, suffix_count and search_steps."""
+    """The package's BEL for one failure: step_entropies, suffix_count and Algorithm 1."""
     h_root, h_steps = step_entropies(trajectory_of(turn_entropies), window)
 
     def continuations(m: int) -> int:
         return suffix_count(h_steps[m - 1], h_root, x_min, x_max, beta)
 
-    search = search_steps(len(h_steps), budget, continuations)
-    try:
-        request = next(search)
-        while True:
-            request = search.send(probe(*request))
-    except StopIteration as stop:
-        return stop.value.t_crit, stop.value.probes
+    result = binary_error_localization(len(h_steps), probe, budget, continuations)
+    return result.t_crit, result.probes
 
 
 def localize_inputs() -> list[tuple]:
@@ -140,16 +135,16 @@ def check_localize(fn) -> bool:
     (t_crit, probes)``: E6's fixed function."""
     cases = []
     for name, turns, budget, settings, world in localize_inputs():
-        expected = run_localize(localize_reference, turns, budget, settings, world)
+        case = (turns, budget, settings, world)
+        expected = run_localize(localize_reference, *case)
         mistakes = [
             wrong(hint, outcome_of(run_localize, with_knobs(localize_with, knobs), *case))
             for hint, knobs in LOCALIZE_BUGS.items()
-            for case in [(turns, budget, settings, world)]
         ]
         first_dead, chance = world[:2]
         shown = f"K = {len(turns) - 1}, budget={budget}, {settings or 'the default X_min, X_max'}"
         shown += f"; continuations succeed with chance {chance} before step {first_dead}"
-        run = lambda case=(turns, budget, settings, world): run_localize(fn, *case)  # noqa: E731
+        run = lambda case=case: run_localize(fn, *case)  # noqa: E731
         cases.append(Case(name, run, expected, shown, mistakes))
     return run_check("BEL for one failure, fixed (E6)", cases)
 
@@ -310,13 +305,9 @@ def check_batch_rows(fn) -> bool:
 def check_batch_rows_tests(test_fn) -> bool:
     """``test_fn(batch_rows)`` raises on a wrong ``batch_rows``: it must pass the right one and
     fail each version with one planted bug."""
-
-    def version(knobs):
-        return lambda *args: rows_with(*args, **knobs)
-
     return check_bug_tests(
         "your tests against the three planted bugs (E7)",
         test_fn,
         batch_rows_reference,
-        {hint: version(knobs) for hint, knobs in ROWS_BUGS.items()},
+        {hint: with_knobs(rows_with, knobs) for hint, knobs in ROWS_BUGS.items()},
     )

@@ -24,6 +24,7 @@ from ..tools import run_arith
 from ..train import BEL_ARGS, training_batch
 from ..trajectory import pad_rows
 from .checker import Case, run_check, symptom
+from .credit_checks import preorder
 
 PROBLEM_ID, SEED = "test2-2", 4
 
@@ -233,10 +234,6 @@ def label_problems(root: Node, sound: list, fatal: list) -> list[str]:
     if any(not node.children and not node.reward for node in sound):
         problems.append(FAILED_LEAF_SOUND)
     return problems
-
-
-def preorder(node: Node) -> list[Node]:
-    return [node] + [n for child in node.children for n in preorder(child)]
 
 
 def check_lambda_trees(build_better, build_worse) -> bool:

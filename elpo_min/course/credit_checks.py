@@ -12,7 +12,14 @@ import copy
 import random
 import statistics
 
-from ..advantages import Node, branch_advantages, hierarchical_advantages, node_value
+from ..advantages import (
+    Node,
+    branch_advantages,
+    hierarchical_advantages,
+    node_value,
+    trajectory_advantages,
+    zscores,
+)
 from .checker import Case, outcome_of, run_check, wrong
 
 # the usual mistakes, one hint each
@@ -173,7 +180,7 @@ def branch_without_inheritance(node: Node) -> None:
 
 def branch_at_the_root_only(node: Node) -> None:
     if len(node.children) >= 2:
-        for child, z in zip(node.children, zscore([c.value for c in node.children], _pstdev)):
+        for child, z in zip(node.children, zscores([c.value for c in node.children])):
             child.a_branch = z
     else:
         for child in node.children:
@@ -183,7 +190,7 @@ def branch_at_the_root_only(node: Node) -> None:
 def branch_over_cousins(root: Node) -> None:
     level = root.children
     while level:
-        for node, z in zip(level, zscore([n.value for n in level], _pstdev)):
+        for node, z in zip(level, zscores([n.value for n in level])):
             node.a_branch = z
         level = [child for node in level for child in node.children]
 
@@ -192,10 +199,6 @@ def branch_negated(root: Node) -> None:
     branch_advantages(root)
     for node in preorder(root)[1:]:
         node.a_branch = -node.a_branch
-
-
-def _pstdev(values):
-    return statistics.pstdev(values)
 
 
 def check_branch_advantages(fn) -> bool:
@@ -257,11 +260,6 @@ def trajectory_leaves_only(root: Node) -> None:
     leaf_zscores(root)
 
 
-def reference_trajectory(root: Node) -> None:
-    leaf_zscores(root)
-    internal_from_leaves(root)
-
-
 def check_trajectory_advantages(fn) -> bool:
     """``fn(root)`` fills ``a_traj`` everywhere (Eqs. 8-9); values are filled before."""
     variants = [
@@ -271,7 +269,7 @@ def check_trajectory_advantages(fn) -> bool:
         (INTERNAL_ZERO, trajectory_leaves_only),
     ]
     title = "trajectory advantages A_t (Eqs. 8-9)"
-    return tree_check(title, "a_traj", node_value, reference_trajectory, variants, fn)
+    return tree_check(title, "a_traj", node_value, trajectory_advantages, variants, fn)
 
 
 def mixed(weights):

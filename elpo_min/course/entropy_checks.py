@@ -13,7 +13,7 @@ import random
 
 import torch
 
-from ..bel import select_failure, step_entropies, suffix_count
+from ..bel import entropy_gap, select_failure, step_entropies, suffix_count
 from ..rollout import token_entropy
 from ..trajectory import Trajectory, Turn
 from .checker import make_case, outcome_of, run_check, symptom, wrong
@@ -130,12 +130,12 @@ def head_mean(values: list[float], window: int) -> float:
 
 
 def reference_steps(turns: list[list[float]], window: int):
-    """``(h_root, h_steps, gap)`` from the package's step_entropies."""
-    h_root, h_steps = step_entropies(trajectory_of(turns), window)
-    return h_root, h_steps, sum(h_steps) / len(h_steps) - h_root
+    """``(h_root, h_steps, gap)`` from the package's step_entropies and entropy_gap."""
+    traj = trajectory_of(turns)
+    return (*step_entropies(traj, window), entropy_gap(traj, window))
 
 
-def steps_from(turns, window, h_steps_of=lambda turns: turns[1:]):
+def steps_from(turns, window, h_steps_of):
     """H_root, the given turns' H_step and the mean gap: the frame of the mistakes below."""
     h_root = head_mean(turns[0], window)
     h_steps = [head_mean(turn, window) for turn in h_steps_of(turns)]

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .grading import default_sources, exercise_order
+
 READ_WPM = 120
 LESSON_CODE_LPM = 6
 GIVEN_CODE_LPM = 3
@@ -106,9 +108,7 @@ def estimate(path: Path) -> Estimate:
 
 def all_estimates() -> list[Estimate]:
     lessons = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
-    exercises = sorted(
-        (ROOT / "exercises").glob("E*.py"), key=lambda p: int(p.stem.split("_")[0][1:])
-    )
+    exercises = sorted(default_sources().glob("E*.py"), key=exercise_order)
     return [estimate(path) for path in lessons + exercises]
 
 

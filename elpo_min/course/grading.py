@@ -166,6 +166,12 @@ def grading_notebook(handed_in: list[tuple[str, Path]], exercises: dict):
     for name, path in handed_in:
         notebook = nbformat.read(path, as_version=4)
         parts = {p.grade_id: p for p in exercises[name][1] if p.automatic}
+
+        def check_cell(grade_id: str):
+            """The source's check cell, run through the grader."""
+            call = f"_grader().run({grade_id!r}, {parts[grade_id].source!r})"
+            return nbformat.v4.new_code_cell(grader + call)
+
         cells.append(
             nbformat.v4.new_code_cell(
                 f"get_ipython().run_line_magic('reset', '-f')\n"
@@ -179,15 +185,13 @@ def grading_notebook(handed_in: list[tuple[str, Path]], exercises: dict):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             if grade_id in parts:
                 seen.append(grade_id)
-                call = f"_grader().run({grade_id!r}, {parts[grade_id].source!r})"
-                cells.append(nbformat.v4.new_code_cell(grader + call))
+                cells.append(check_cell(grade_id))
             else:
                 cells.append(nbformat.v4.new_code_cell(cell.source))
         # a check cell the student deleted runs after the notebook's last cell
         for grade_id in parts:
             if grade_id not in seen:
-                call = f"_grader().run({grade_id!r}, {parts[grade_id].source!r})"
-                cells.append(nbformat.v4.new_code_cell(grader + call))
+                cells.append(check_cell(grade_id))
     cells.append(nbformat.v4.new_code_cell(grader + "_grader().report()"))
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from ..bel import search_steps
+from ..bel import binary_error_localization
 from .checker import Case, outcome_of, run_check, symptom, wrong
 
 # the usual mistakes, one hint each
@@ -56,13 +56,8 @@ def reference_search(num_steps, budget, n_suffix, world):
     """What the package's Algorithm 1 returns on the recorded probe: ``(t_crit, probes,
     calls)``."""
     probe, calls = recoverable_probe(*world)
-    search = search_steps(num_steps, budget, n_suffix)
-    try:
-        request = next(search)
-        while True:
-            request = search.send(probe(*request))
-    except StopIteration as stop:
-        return stop.value.t_crit, stop.value.probes, calls
+    result = binary_error_localization(num_steps, probe, budget, n_suffix)
+    return result.t_crit, result.probes, calls
 
 
 def wrong_search(

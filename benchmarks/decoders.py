@@ -5,7 +5,7 @@ Both draw the same samples from the same random stream, so the two runs should p
 ``held-out success`` line unless float rounding flips a sampled token somewhere; what differs is
 the time spent in rollouts (``rollout_s``, summed over the steps of ``metrics.jsonl``).
 
-    python benchmarks/decoders.py --out runs/decoders      # about 20 minutes on a 2-core CPU
+    python benchmarks/decoders.py --out runs/decoders      # about 8 minutes on a 2-core CPU
 
 Writes ``<out>/<decoder>/metrics.jsonl`` and prints a table; ``--steps`` shortens both runs.
 """

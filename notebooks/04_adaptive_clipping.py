@@ -396,10 +396,10 @@ print("the two runs end within 0.01 nat of each other:", difference < 0.01)
 # %% [markdown]
 # Both runs push the error suffix's log-prob from −0.18 to about −2.3, and ELC makes no
 # visible difference: they end within 0.01 nat of each other. On the CPUs tried, the run with
-# ELC even ends about 0.002 nat higher, the opposite of what ELC is for; but that is a
-# thousandth of the 2.1-nat push, and only about ten times what float rounding alone moves
-# these means between CPU kernels (their third decimal differs from one kernel to another,
-# which is why the cell prints one decimal and a tolerance). The counts say why ELC hardly
+# ELC even ended a few thousandths of a nat higher, the opposite of what ELC is for; but that is
+# a thousandth of the 2.1-nat push, and close to what float rounding alone moves these means
+# between CPU kernels (their third decimal differs from one kernel to another, which is why the
+# cell prints one decimal and a tolerance, and not the difference itself). The counts say why ELC hardly
 # matters here. It changes the gradient only of the tokens in its window: 0, 2, 2 and 1 of the
 # 95 error-suffix tokens with A < 0 before the four epochs, 5 token-updates out of 380. At the
 # same parameters every other token's gradient term is the same with and without ELC, and the
@@ -411,7 +411,7 @@ print("the two runs end within 0.01 nat of each other:", difference < 0.01)
 # Does that add up over training? The repository's ablation says no measurable difference on
 # this toy: the 6-seed runs of `benchmarks/sample_efficiency.py` (`--arms grpo elpo
 # elpo_lambda0 elpo_no_elc elpo_random_anchors --steps 15`, run on the rollout engine that
-# keeps its own KV cache, the fast decoder `make demo` uses, and committed in
+# keeps its own KV cache, the fast decoder (`train`'s default), and committed in
 # `benchmarks/results/efficiency5_rows.json`; notebook 05, the README and
 # [docs/results.md](../docs/results.md) cite the same run) end with ELPO and ELPO without ELC
 # within noise:

@@ -95,8 +95,9 @@ for algo, result in results.items():
 #   held-out problems, drawn with the evaluation seed both runs share. The shipped policy
 #   solves about half of the held-out problems (49.0% of 400 after its warm-up, 51.2% of 400
 #   averaged over the six seeds below), and eight samples on each of these same 50 problems
-#   gave 49.8% (a check outside this notebook, 400 draws): this one draw came out high, so the
-#   figures after training are pulled back towards 50% whatever the updates did.
+#   gave 50.2% and 50.5% under two seeds (400 draws each; `python benchmarks/start_figures.py`):
+#   this one draw came out high, so the figures after training are pulled back towards 50%
+#   whatever the updates did.
 # * **Few, small updates.** Four updates of 24 sequences from 12 prompts, at the default
 #   learning rate of 1e-4, move the policy little. With 8 prompts and two updates per step,
 #   the six-seed runs below gain 10 to 17 points in their first three steps, every seed.
@@ -294,7 +295,7 @@ plt.show()
 # `benchmarks/sample_efficiency.py` (`--seeds 0 1 2 3 4 5 --arms grpo elpo elpo_lambda0
 # elpo_no_elc elpo_random_anchors --steps 15 --out runs/efficiency5`, committed in
 # `benchmarks/results/efficiency5_rows.json`), run on the rollout engine that keeps its own KV
-# cache, the fast decoder `make demo` uses. Notebook 04 reads its ELC ablation, and the README
+# cache, the fast decoder (`train`'s default). Notebook 04 reads its ELC ablation, and the README
 # and [docs/results.md](../docs/results.md) quote the same run (which also says where an
 # earlier two-arm run went). The figure shows GRPO and ELPO. These cells read the committed
 # results; they train nothing.
@@ -503,8 +504,8 @@ print(
 # checkpoint on different problems and samples: 72% was one sample on each of the first 50
 # problems (the short runs), 51.2% the mean over six seeds of one sample on each of the first
 # 400 (the multi-seed run), and 55% here is four samples on each of the first 20, 80 draws
-# with a standard error of about 6 points (eight samples on each of these 20 gave 47% in a check
-# outside this notebook).
+# with a standard error of about 6 points (eight samples on each of these 20 gave 56.9% and 50.6%
+# under two seeds: `python benchmarks/start_figures.py`).
 
 # %%
 test = load_problems(data_dir() / "toy_test.jsonl", limit=20)

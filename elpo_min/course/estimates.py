@@ -14,7 +14,7 @@ against a real class, and corrected in one place:
   elsewhere (the given buggy function a fix starts from) is copied, not written, and free;
 * write prose: the reference answers' words at ``WRITE_WPM`` words a minute;
 * wait for the computer: ``COMPUTE_MINUTES``, from the runs measured on the 2-core
-  development machine (notebook 05's 72 s alone, E9's full-size run 73 s); other notebooks
+  development machine (notebook 05's 41 s alone, E9's full-size run 73 s); other notebooks
   run in seconds;
 * a lesson adds ``TRY_NEXT_MINUTES`` for one "What to try next".
 
@@ -37,7 +37,7 @@ GIVEN_CODE_LPM = 3
 MINUTES_PER_SOLUTION_LINE = 2.0
 WRITE_WPM = 12
 TRY_NEXT_MINUTES = 5
-COMPUTE_MINUTES = {"05": 1.2, "E9": 1.2}
+COMPUTE_MINUTES = {"05": 0.7, "E9": 1.2}
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)

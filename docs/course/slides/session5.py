@@ -28,7 +28,7 @@
 #
 # ![ELPO vs GRPO at equal rollouts, 6 seeds](../../../notebooks/figures/05_training_elpo_vs_grpo.png)
 #
-# ELPO − GRPO after 15 steps: +0.1 ± 3.3 points. A null, with an interval that rules out large gains.
+# ELPO − GRPO after 15 steps: −0.8 ± 7.0 points. A null, with an interval that rules out only gains above about 6 points.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Three regimes picked to give localization room

@@ -214,11 +214,12 @@ def _safe(matches: Callable, got) -> bool:
         return False
 
 
-def outcome_of(fn: Callable, *args, **kwargs):
+def outcome_of(fn: Callable, *args, copy_args: bool = True, **kwargs):
     """``fn(*args, **kwargs)`` on a copy of ``args``, or the exception it raised: how a wrong
-    version's output is predicted."""
+    version's output is predicted. ``copy_args=False``: on ``args`` as they are (see
+    :func:`make_case`)."""
     try:
-        return fn(*copy.deepcopy(args), **kwargs)
+        return fn(*(copy.deepcopy(args) if copy_args else args), **kwargs)
     except Exception as error:
         return error
 

@@ -24,7 +24,7 @@ from ..config import Config
 from ..diagnostics.credit import credit_metrics, turn_labels
 from ..diagnostics.stats import mean_ci
 from ..trajectory import Trajectory, Turn
-from .checker import FAIL, PASS, close, make_case, run_check, wrong
+from .checker import FAIL, PASS, close, make_case, outcome_of, run_check, wrong
 
 # the usual mistakes of the measurement, one hint each
 ACROSS_PROMPTS = "pair a sound and a fatal turn of the same prompt's tree, not across prompts"
@@ -244,7 +244,10 @@ def check_credit_auc(fn) -> bool:
     for lambda_tree in (0.0, 0.3, 0.5, 1.0):
         expected = reference_credit_auc(trees, lambda_tree, labels_of)
         mistakes = [
-            wrong(hint, prediction(auc_with, trees, lambda_tree, labels_of, **knobs))
+            # on the trees as they are: a copy would break the ids their parents are keyed by
+            wrong(
+                hint, outcome_of(auc_with, trees, lambda_tree, labels_of, copy_args=False, **knobs)
+            )
             for hint, knobs in AUC_KNOBS.items()
         ]
         name = f"six prompts' trees, lambda_tree = {lambda_tree}"
@@ -252,14 +255,6 @@ def check_credit_auc(fn) -> bool:
         shown = f"6 prompts (BEL-like trees with labels), lambda_tree={lambda_tree}"
         cases.append(make_case(name, fn, args, expected, mistakes, shown, copy_args=False))
     return run_check("the credit AUC of A_hier (E9)", cases)
-
-
-def prediction(fn, *args, **kwargs):
-    """A wrong version's output on the trees as they are (a copy would break their ids)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:
-        return error
 
 
 # ---- the student's table, recomputed -------------------------------------------------------
